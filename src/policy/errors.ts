@@ -1,0 +1,38 @@
+// Typed errors: a stable code, and a message that names the input and the fix.
+
+export type PolicyErrorCode =
+  | 'BAD_CIDR'
+  | 'BAD_PORT'
+  | 'BAD_WILDCARD'
+  | 'BAD_ID'
+  | 'BAD_MODE'
+  | 'BAD_ADDRESS'
+  | 'BAD_OBJECT'
+  | 'BAD_CONFIG';
+
+export class PolicyError extends Error {
+  override readonly name = 'PolicyError';
+  constructor(
+    readonly code: PolicyErrorCode,
+    /** The object the bad value came from, e.g. `Pod default/app` or `Sidecar ns/x`. */
+    readonly object: string,
+    /** The field, e.g. an annotation key or `spec.ingress[0].port.number`. */
+    readonly field: string,
+    readonly value: string,
+    readonly fix: string,
+  ) {
+    super(`${object}: ${field}=${JSON.stringify(value)} is invalid: ${fix}`);
+  }
+
+  toJSON(): Record<string, string> {
+    return { code: this.code, object: this.object, field: this.field, value: this.value, message: this.message };
+  }
+}
+
+/** A usage error from the CLI or a source: exit code 2. */
+export class InputError extends Error {
+  override readonly name = 'InputError';
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
