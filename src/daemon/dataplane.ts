@@ -1,0 +1,43 @@
+// What the daemon needs from the kernel side. src/bpf implements it; tests fake it.
+import type { CapturePolicy, Endpoint } from '../policy/types.js';
+
+export interface MapUsage {
+  map: string;
+  entries: number;
+  capacity: number;
+}
+
+export interface DataPlane {
+  /** Writes or replaces the policy of the pod living in netns `cookie`. All or nothing. */
+  applyPolicy(cookie: bigint, policy: CapturePolicy): void;
+  removePolicy(cookie: bigint): void;
+  /** Netns cookies that hold a policy now (after a restart: the adopted ones). */
+  listPolicies(): bigint[];
+  /** The recorded original destination of a connection, as the proxy sees it. */
+  lookupOriginalDestination(src: Endpoint, dst: Endpoint, netnsCookie?: bigint): Endpoint | null;
+  /** Per-outcome and per-failure counters summed over CPUs, by counter name. */
+  readCounters(): Record<string, bigint>;
+  mapUsage(): MapUsage[];
+}
+
+export interface NetnsResolver {
+  /** The netns cookie of a namespace path; throws NetnsError when it is gone. */
+  cookieOf(path: string): bigint;
+}
+
+export class NetnsError extends Error {
+  override readonly name = 'NetnsError';
+  readonly code = 'NETNS_UNAVAILABLE';
+  constructor(readonly path: string, cause: string) {
+    super(`network namespace ${path} is not available (${cause}); check the pod's sluice.dev/netns annotation`);
+  }
+}
+
+/** A map that cannot take another entry. Counted and reported, never silent. */
+export class MapFullError extends Error {
+  override readonly name = 'MapFullError';
+  readonly code = 'MAP_FULL';
+  constructor(readonly map: string, capacity: number) {
+    super(`BPF map ${map} is full (${capacity} entries); raise its capacity in the daemon config`);
+  }
+}

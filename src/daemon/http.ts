@@ -1,0 +1,52 @@
+// The daemon's HTTP API: health, readiness, metrics, pods and lookups.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { DataPlane } from './dataplane.js';
+import { lookup } from './lookup.js';
+import type { Metrics } from './metrics.js';
+import type { PodState } from './reconcile.js';
+
+export interface HttpDeps {
+  metrics: Metrics;
+  dataPlane(): DataPlane | null;
+  /** Programs attached and every pod in the source reconciled (applied or rejected). */
+  ready(): boolean;
+  pods(): PodState[];
+}
+
+function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
+  const text = type === 'application/json' ? JSON.stringify(body) + '\n' : String(body);
+  res.writeHead(status, { 'content-type': type });
+  res.end(text);
+}
+
+export function createHttpServer(deps: HttpDeps): Server {
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    handle(deps, req, res).catch((e) => send(res, 500, { error: (e as Error).message }));
+  });
+}
+
+async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://sluice');
+  if (req.method !== 'GET') return send(res, 405, { error: 'only GET is served' });
+  switch (url.pathname) {
+    case '/healthz':
+      return send(res, 200, 'ok\n', 'text/plain');
+    case '/readyz':
+      return deps.ready() ? send(res, 200, 'ready\n', 'text/plain') : send(res, 503, 'not ready\n', 'text/plain');
+    case '/metrics':
+      return send(res, 200, await deps.metrics.registry.metrics(), deps.metrics.registry.contentType);
+    case '/v1/pods':
+      return send(res, 200, deps.pods().filter((p) => p.status !== 'uncaptured'));
+    case '/v1/original-destination': {
+      const dp = deps.dataPlane();
+      if (!dp) return send(res, 503, { error: 'data plane not loaded yet' });
+      const q = url.searchParams;
+      const a = lookup(dp, deps.metrics, 'http', q.get('src') ?? undefined, q.get('dst') ?? undefined, q.get('netns') ?? undefined);
+      if (a.kind === 'found') return send(res, 200, { originalDestination: a.originalDestination });
+      if (a.kind === 'not_found') return send(res, 404, { error: 'no recorded original destination for that connection' });
+      return send(res, 400, { error: a.error });
+    }
+    default:
+      return send(res, 404, { error: `no route ${url.pathname}; see /healthz, /readyz, /metrics, /v1/pods, /v1/original-destination` });
+  }
+}

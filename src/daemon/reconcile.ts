@@ -1,0 +1,143 @@
+// Level-triggered reconcile: desired policy per pod → the minimal map writes.
+// Safe to run any number of times; restart adoption and live changes are the same path.
+import { ANNOTATIONS } from '../policy/annotations.js';
+import type { PolicyResult } from '../policy/build.js';
+import type { Pod } from '../policy/k8s.js';
+import type { CapturePolicy } from '../policy/types.js';
+import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from './dataplane.js';
+import type { Metrics, ReconcileErrorReason } from './metrics.js';
+
+export interface PodState {
+  namespace: string;
+  name: string;
+  netns: string | null;
+  netnsCookie: string | null;
+  status: 'applied' | 'rejected' | 'uncaptured';
+  error: string | null;
+  /** The policy in the kernel now (the last good one when the new one is rejected). */
+  policy: CapturePolicy | null;
+}
+
+export interface Logger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+interface Applied {
+  cookie: bigint;
+  policy: CapturePolicy;
+  json: string;
+}
+
+export class Reconciler {
+  /** What this daemon wrote, by pod key; the kernel map is the source of truth on restart. */
+  private applied = new Map<string, Applied>();
+  private states: PodState[] = [];
+  private reconciledOnce = false;
+
+  constructor(
+    private readonly dataPlane: DataPlane,
+    private readonly netns: NetnsResolver,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  get ready(): boolean {
+    return this.reconciledOnce;
+  }
+
+  podStates(): PodState[] {
+    return this.states;
+  }
+
+  reconcile(pods: Pod[], results: PolicyResult[]): PodState[] {
+    this.metrics.reconciles.inc();
+    const states: PodState[] = [];
+    const wanted = new Map<string, Applied>();
+    const cookieOwner = new Map<bigint, string>();
+
+    results.forEach((result, i) => {
+      const pod = pods[i]!;
+      const key = `${result.pod.namespace}/${result.pod.name}`;
+      const netnsPath = pod.metadata.annotations?.[ANNOTATIONS.netns] ?? null;
+      const state: PodState = { ...result.pod, netns: netnsPath, netnsCookie: null, status: 'uncaptured', error: null, policy: null };
+      states.push(state);
+      if (result.status === 'uncaptured') return;
+
+      const reject = (reason: ReconcileErrorReason, error: string, keepLastGood: boolean) => {
+        state.status = 'rejected';
+        state.error = error;
+        this.metrics.reconcileErrors.inc({ reason });
+        this.log.warn({ pod: key, reason, error }, 'pod policy not applied');
+        const last = this.applied.get(key);
+        if (keepLastGood && last) {
+          wanted.set(key, last);
+          cookieOwner.set(last.cookie, key);
+          state.policy = last.policy;
+          state.netnsCookie = last.cookie.toString();
+        }
+      };
+
+      if (!netnsPath) return reject('netns_missing', `no ${ANNOTATIONS.netns} annotation; add the pod's netns path`, false);
+      let cookie: bigint;
+      try {
+        cookie = this.netns.cookieOf(netnsPath);
+      } catch (e) {
+        // A vanished netns means the pod is gone: its entry is removed, not kept.
+        if (e instanceof NetnsError) return reject('netns_unavailable', e.message, false);
+        throw e;
+      }
+      state.netnsCookie = cookie.toString();
+      const owner = cookieOwner.get(cookie);
+      if (owner) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      if (result.status === 'rejected') {
+        return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
+      }
+      for (const w of result.warnings) this.log.warn({ pod: key, reason: 'warning' }, w);
+
+      const json = JSON.stringify(result.policy);
+      const last = this.applied.get(key);
+      if (!last || last.cookie !== cookie || last.json !== json) {
+        try {
+          this.dataPlane.applyPolicy(cookie, result.policy);
+          this.metrics.mapWrites.inc({ op: 'apply' });
+          this.log.info({ pod: key, netnsCookie: cookie.toString(), reason: last ? 'changed' : 'new' }, 'pod policy applied');
+        } catch (e) {
+          if (e instanceof MapFullError) return reject('map_full', e.message, true);
+          return reject('map_write', `writing the policy failed: ${(e as Error).message}`, true);
+        }
+      }
+      const applied = { cookie, policy: result.policy, json };
+      wanted.set(key, applied);
+      cookieOwner.set(cookie, key);
+      state.status = 'applied';
+      state.policy = result.policy;
+    });
+
+    // Remove what no pod wants: pods that went away, moved netns, or (after a restart)
+    // entries adopted from the kernel that no pod in the source owns.
+    const keep = new Set([...wanted.values()].map((a) => a.cookie));
+    const stale = new Set<bigint>([...this.applied.values()].map((a) => a.cookie));
+    for (const cookie of this.dataPlane.listPolicies()) stale.add(cookie);
+    for (const cookie of stale) {
+      if (keep.has(cookie)) continue;
+      try {
+        this.dataPlane.removePolicy(cookie);
+        this.metrics.mapWrites.inc({ op: 'remove' });
+        this.log.info({ netnsCookie: cookie.toString(), reason: 'no pod wants it' }, 'pod policy removed');
+      } catch (e) {
+        this.metrics.reconcileErrors.inc({ reason: 'map_write' });
+        this.log.error({ netnsCookie: cookie.toString(), reason: 'map_write', error: (e as Error).message }, 'removing a policy failed');
+      }
+    }
+
+    this.applied = wanted;
+    this.states = states;
+    this.reconciledOnce = true;
+    for (const status of ['applied', 'rejected', 'uncaptured'] as const) {
+      this.metrics.pods.set({ status }, states.filter((s) => s.status === status).length);
+    }
+    return states;
+  }
+}
