@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * maps.h: the maps every program shares. Each object declares the same maps; the loader
+ * gives each one the same pin path, so libbpf creates a map once and every later object
+ * (and every restarted loader) reuses the pinned one. Sizes here are defaults: the loader
+ * sets the configured capacity before load.
+ */
+#ifndef SLUICE_MAPS_H
+#define SLUICE_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+
+#define SLUICE_DEFAULT_PODS 512
+#define SLUICE_DEFAULT_SET_ENTRIES 65536
+#define SLUICE_DEFAULT_CONNS 262144
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_PODS);
+	__type(key, __u64); /* netns cookie */
+	__type(value, struct sluice_pod_policy);
+} sluice_pods SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_SET_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_port_key);
+	__type(value, __u32);
+} sluice_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, SLUICE_DEFAULT_SET_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_cidr_key);
+	__type(value, __u32);
+} sluice_cidrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_SET_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_iface_key);
+	__type(value, __u32);
+} sluice_ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_SET_ENTRIES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_bind_key);
+	__type(value, __u32);
+} sluice_binds SEC(".maps");
+
+/* Not LRU: sockops deletes each record when its connection closes, and a full map is
+ * counted (SLUICE_COUNTER_CONN_MAP_FULL) instead of silently evicting a live record. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_CONNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_conn_key);
+	__type(value, struct sluice_orig_dst);
+} sluice_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_sock_state);
+} sluice_socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 4 * SLUICE_DEFAULT_PODS);
+	__type(key, struct sluice_listener_key);
+	__type(value, __u64);
+} sluice_listen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SLUICE_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sluice_counters SEC(".maps");
+
+static __always_inline void count(enum sluice_counter c)
+{
+	__u32 key = c;
+	__u64 *v = bpf_map_lookup_elem(&sluice_counters, &key);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_decision(__u8 outcome, __u8 step)
+{
+	count(outcome == SLUICE_OUTCOME_PASS ? SLUICE_COUNTER_PASS_BASE + step : step);
+}
+
+static __always_inline const struct sluice_pod_policy *pod_policy(__u64 netns_cookie)
+{
+	return bpf_map_lookup_elem(&sluice_pods, &netns_cookie);
+}
+
+#endif /* SLUICE_MAPS_H */

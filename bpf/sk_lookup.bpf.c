@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sk_lookup: inbound steering (capture-spec.md inbound steps 1-5). Linked to one pod's
+ * netns, it runs once per new connection and hands a captured one to the proxy's
+ * listener, with no NAT and no conntrack: the accepted socket keeps the original local
+ * address, which getsockopt reports as SO_ORIGINAL_DST.
+ *
+ * sk_lookup programs can call neither bpf_get_netns_cookie nor bpf_get_attach_cookie
+ * (kernel 6.18), so the loader loads one instance per pod netns with its cookie in
+ * .rodata; everything else is shared through the pinned maps.
+ */
+#include "decide.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile struct sluice_sk_lookup_config sluice_config = {};
+
+static __always_inline struct bpf_sock *proxy_listener(__be16 port, __u8 family)
+{
+	struct sluice_listener_key key = { .netns_cookie = sluice_config.netns_cookie, .port = port, .family = family };
+	struct bpf_sock *sk = bpf_map_lookup_elem(&sluice_listen, &key);
+
+	/* An IPv6 listener that is not v6-only also takes IPv4. */
+	if (!sk && family == SLUICE_FAMILY_IPV4) {
+		key.family = SLUICE_FAMILY_IPV6;
+		sk = bpf_map_lookup_elem(&sluice_listen, &key);
+	}
+	return sk;
+}
+
+SEC("sk_lookup")
+int sluice_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+	const struct sluice_pod_policy *p = pod_policy(sluice_config.netns_cookie);
+	struct inbound_conn c = {};
+	struct decision d;
+	struct bpf_sock *sk;
+	long err;
+
+	if (!p) {
+		count(SLUICE_COUNTER_SK_LOOKUP_NO_POLICY);
+		return SK_PASS;
+	}
+	if (ctx->family == AF_INET) {
+		endpoint_set4(&c.src, ctx->remote_ip4, ctx->remote_port);
+		endpoint_set4(&c.dst, ctx->local_ip4, port_from_host32(ctx->local_port));
+	} else {
+		endpoint_set6(&c.src, ctx->remote_ip6[0], ctx->remote_ip6[1], ctx->remote_ip6[2], ctx->remote_ip6[3],
+			      ctx->remote_port);
+		endpoint_set6(&c.dst, ctx->local_ip6[0], ctx->local_ip6[1], ctx->local_ip6[2], ctx->local_ip6[3],
+			      port_from_host32(ctx->local_port));
+	}
+	c.ifindex = ctx->ingress_ifindex;
+	c.tcp = ctx->protocol == IPPROTO_TCP;
+
+	d = decide_inbound(p, &c);
+	count_decision(d.outcome, d.step);
+	if (d.outcome == SLUICE_OUTCOME_PASS)
+		return SK_PASS;
+
+	sk = proxy_listener(d.port, ctx->family == AF_INET ? SLUICE_FAMILY_IPV4 : SLUICE_FAMILY_IPV6);
+	if (!sk) {
+		/* Like REDIRECT to a port nobody listens on: refused, never around the proxy. */
+		count(SLUICE_COUNTER_INBOUND_NO_LISTENER);
+		return SK_DROP;
+	}
+	err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	if (err) {
+		count(SLUICE_COUNTER_INBOUND_ASSIGN_FAILED);
+		return SK_DROP;
+	}
+	return SK_PASS;
+}

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sockops: keeps the original-destination records in step with the connections.
+ *  - active established: the app's captured connection now has its source port, so its
+ *    record is copied to the connection key the proxy computes from its accepted socket;
+ *  - state change to CLOSE: that record is deleted, so records never leak;
+ *  - passive established: an accepted socket in a captured pod is marked, so that
+ *    SO_ORIGINAL_DST answers with its local address like conntrack would;
+ *  - listen: a proxy listener (P_IN, P_OUT) enters the listener map for inbound steering.
+ */
+#include "endpoint.h"
+#include "maps.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define SOCK_OPS_OK 1
+
+static __always_inline void sock_ops_endpoints(const struct bpf_sock_ops *skops, struct endpoint *local,
+					       struct endpoint *remote)
+{
+	if (skops->family == AF_INET) {
+		endpoint_set4(local, skops->local_ip4, port_from_host32(skops->local_port));
+		endpoint_set4(remote, skops->remote_ip4, sock_ops_remote_port(skops->remote_port));
+	} else {
+		endpoint_set6(local, skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3],
+			      port_from_host32(skops->local_port));
+		endpoint_set6(remote, skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
+			      skops->remote_ip6[3], sock_ops_remote_port(skops->remote_port));
+	}
+}
+
+static __always_inline void record_connection(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+	struct endpoint app, listener;
+	struct sluice_sock_state *st;
+
+	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
+	if (!st || !(st->flags & SLUICE_SOCK_CAPTURED))
+		return;
+	sock_ops_endpoints(skops, &app, &listener);
+	conn_key_make(&st->conn, &app, &listener, bpf_get_netns_cookie(skops));
+	if (bpf_map_update_elem(&sluice_conns, &st->conn, &st->orig, BPF_ANY)) {
+		count(SLUICE_COUNTER_CONN_MAP_FULL);
+		return;
+	}
+	st->flags |= SLUICE_SOCK_CONN_RECORDED;
+	count(SLUICE_COUNTER_CONN_RECORDED);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+static __always_inline void forget_connection(struct bpf_sock *sk)
+{
+	struct sluice_sock_state *st;
+	struct sluice_orig_dst *rec;
+
+	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
+	if (!st || !(st->flags & SLUICE_SOCK_CONN_RECORDED))
+		return;
+	st->flags &= ~SLUICE_SOCK_CONN_RECORDED;
+	/* Only our own record: the key may already belong to a newer connection. */
+	rec = bpf_map_lookup_elem(&sluice_conns, &st->conn);
+	if (rec && rec->owner_cookie == st->orig.owner_cookie) {
+		bpf_map_delete_elem(&sluice_conns, &st->conn);
+		count(SLUICE_COUNTER_CONN_DELETED);
+	}
+}
+
+static __always_inline void mark_accepted(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+	struct sluice_sock_state *st;
+
+	if (!pod_policy(bpf_get_netns_cookie(skops)))
+		return;
+	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st)
+		st->flags |= SLUICE_SOCK_ACCEPTED;
+	else
+		count(SLUICE_COUNTER_SOCK_STORAGE_FAILED);
+}
+
+static __always_inline void remember_listener(struct bpf_sock_ops *skops)
+{
+	__u64 netns_cookie = bpf_get_netns_cookie(skops);
+	const struct sluice_pod_policy *p = pod_policy(netns_cookie);
+	__be16 port = port_from_host32(skops->local_port);
+	struct sluice_listener_key key = {};
+
+	if (!p || (port != p->port_inbound && port != p->port_outbound))
+		return;
+	key.netns_cookie = netns_cookie;
+	key.port = port;
+	key.family = skops->family == AF_INET ? SLUICE_FAMILY_IPV4 : SLUICE_FAMILY_IPV6;
+	if (bpf_sock_hash_update(skops, &sluice_listen, &key, BPF_ANY))
+		count(SLUICE_COUNTER_LISTENER_ADD_FAILED);
+	else
+		count(SLUICE_COUNTER_LISTENER_ADDED);
+}
+
+SEC("sockops")
+int sluice_sockops(struct bpf_sock_ops *skops)
+{
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return SOCK_OPS_OK;
+	switch (skops->op) {
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		record_connection(skops, sk);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		mark_accepted(skops, sk);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			forget_connection(sk);
+		break;
+	case BPF_SOCK_OPS_TCP_LISTEN_CB:
+		remember_listener(skops);
+		break;
+	}
+	return SOCK_OPS_OK;
+}

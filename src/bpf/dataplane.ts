@@ -1,0 +1,138 @@
+// The daemon's DataPlane on real BPF maps: policies by netns cookie, the pod's sk_lookup
+// link, proxy-listener adoption, original-destination lookups, counters and usage.
+import { execFileSync } from 'node:child_process';
+import type { DataPlane, MapUsage, NetnsResolver } from '../daemon/dataplane.js';
+import type { CapturePolicy, Endpoint } from '../policy/types.js';
+import { adoptListeners, type AdoptedListener } from './listeners.js';
+import { attachNetns, detachNetns, install, linkedNetns, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
+import { SluiceMaps } from './maps.js';
+import { netnsCookie, netnsIfindex } from './netns.js';
+import { PolicyMaps, type PodNetns, type Route } from './policy-map.js';
+
+export class UnknownNetnsError extends Error {
+  override readonly name = 'UnknownNetnsError';
+  readonly code = 'NETNS_UNKNOWN';
+  constructor(cookie: bigint) {
+    super(`netns cookie ${cookie} was never resolved from a path by this data plane; call cookieOf(path) first`);
+  }
+}
+
+interface IpRouteJson {
+  dst: string;
+  dev?: string;
+  type?: string;
+}
+
+/** The main routing table of a netns, read with `ip` inside it (nsenter: no setns here). */
+export function readRoutes(netnsPath: string): Route[] {
+  const routes: Route[] = [];
+  for (const family of [4, 6] as const) {
+    const out = execFileSync('nsenter', [`--net=${netnsPath}`, 'ip', '-j', `-${family}`, 'route', 'show', 'table', 'main'], { encoding: 'utf8' });
+    for (const r of JSON.parse(out || '[]') as IpRouteJson[]) {
+      if (r.dev && (r.type === undefined || r.type === 'unicast')) routes.push({ dst: r.dst, family, dev: r.dev });
+    }
+  }
+  return routes;
+}
+
+function podNetns(path: string): PodNetns {
+  let routes: Route[] | null = null;
+  return {
+    ifindex: (name) => netnsIfindex(path, name),
+    routes: () => (routes ??= readRoutes(path)),
+  };
+}
+
+export interface ApplyReport {
+  written: boolean;
+  podId: number;
+  linked: boolean;
+  listeners: AdoptedListener[];
+}
+
+export class BpfDataPlane implements DataPlane, NetnsResolver {
+  private readonly paths = new Map<bigint, string>();
+
+  private constructor(
+    readonly maps: SluiceMaps,
+    private readonly policies: PolicyMaps,
+    private readonly opts: LoaderOptions,
+    readonly installReport: InstallReport | null,
+  ) {}
+
+  /** Installs (or adopts) the data plane and opens its maps. */
+  static install(opts: InstallOptions): BpfDataPlane {
+    const report = install(opts);
+    const maps = SluiceMaps.open(opts.bpffsDir);
+    return new BpfDataPlane(maps, new PolicyMaps(maps), opts, report);
+  }
+
+  /** Opens an installed data plane without touching programs or links (CLI reads). */
+  static open(opts: LoaderOptions = {}): BpfDataPlane {
+    const maps = SluiceMaps.open(opts.bpffsDir);
+    return new BpfDataPlane(maps, new PolicyMaps(maps), opts, null);
+  }
+
+  close(): void {
+    this.maps.close();
+  }
+
+  cookieOf(path: string): bigint {
+    const cookie = netnsCookie(path);
+    this.paths.set(cookie, path);
+    return cookie;
+  }
+
+  applyPolicy(cookie: bigint, policy: CapturePolicy): void {
+    this.apply(cookie, policy);
+  }
+
+  /** applyPolicy, with what it did. */
+  apply(cookie: bigint, policy: CapturePolicy): ApplyReport {
+    const path = this.paths.get(cookie);
+    if (!path) throw new UnknownNetnsError(cookie);
+    const isNew = this.policies.get(cookie) === null;
+    const { written, podId } = this.policies.apply(cookie, policy, podNetns(path));
+    // Policy first: a listener the proxy opens from now on is enrolled by sockops itself.
+    let linked: boolean;
+    try {
+      linked = attachNetns(cookie, path, this.opts);
+    } catch (err) {
+      if (isNew) this.policies.remove(cookie); // all or nothing for a new pod
+      throw err;
+    }
+    const listeners = adoptListeners(this.maps, cookie, path, [policy.ports.inbound, policy.ports.outbound]);
+    return { written, podId, linked, listeners };
+  }
+
+  removePolicy(cookie: bigint): void {
+    this.policies.remove(cookie);
+    detachNetns(cookie, this.opts.bpffsDir);
+  }
+
+  listPolicies(): bigint[] {
+    return [...this.policies.entries().keys()];
+  }
+
+  /** Netns with an sk_lookup link but no policy: leftovers for the reconciler to remove. */
+  orphanLinks(): bigint[] {
+    const live = new Set(this.listPolicies());
+    return linkedNetns(this.opts.bpffsDir).filter((c) => !live.has(c));
+  }
+
+  lookupOriginalDestination(src: Endpoint, dst: Endpoint, netnsCookie?: bigint): Endpoint | null {
+    return this.maps.originalDestination(src, dst, netnsCookie ?? 0n)?.destination ?? null;
+  }
+
+  readCounters(): Record<string, bigint> {
+    return this.maps.counters();
+  }
+
+  mapUsage(): MapUsage[] {
+    const usage: MapUsage[] = [];
+    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen'] as const) {
+      usage.push({ map, entries: this.maps.keys(map).length, capacity: this.maps.info(map).maxEntries });
+    }
+    return usage;
+  }
+}

@@ -1,0 +1,342 @@
+// The loader: opens and loads the BPF objects, pins every map and link under one bpffs
+// directory, attaches the cgroup programs to one cgroup v2 directory and the sk_lookup
+// program to each captured pod's netns. It is level-triggered: on a restart it adopts
+// what is pinned (maps keep their contents, links stay attached, and the programs are
+// swapped in place with bpf_link_update, so interception never stops).
+//
+//   <bpffs>/maps/<map>            every map of bpf/maps.h
+//   <bpffs>/links/<program>       cgroup links
+//   <bpffs>/links/netns/<cookie>  sk_lookup link of one pod netns
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeSkLookupConfig } from './codec.js';
+import * as bpf from './libbpf.js';
+import { ensureBpffs, findCgroup2Mount } from './system.js';
+
+export const DEFAULT_BPFFS_DIR = '/sys/fs/bpf/sluice';
+export const DEFAULT_OBJECT_DIR = fileURLToPath(new URL('../../bpf/build/', import.meta.url));
+
+export const MAP_NAMES = ['sluice_pods', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_conns', 'sluice_socks', 'sluice_listen', 'sluice_counters'] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+/** The cgroup programs: object file (bpf/build/<object>.bpf.o) and program name. */
+export const CGROUP_PROGRAMS = [
+  { object: 'connect', program: 'sluice_connect4' },
+  { object: 'connect', program: 'sluice_connect6' },
+  { object: 'getpeername', program: 'sluice_getpeername4' },
+  { object: 'getpeername', program: 'sluice_getpeername6' },
+  { object: 'sockops', program: 'sluice_sockops' },
+  { object: 'getsockopt', program: 'sluice_getsockopt' },
+] as const;
+
+export const SK_LOOKUP_OBJECT = 'sk_lookup';
+export const SK_LOOKUP_PROGRAM = 'sluice_sk_lookup';
+
+export interface Capacity {
+  /** Captured pods per node. */
+  pods: number;
+  /** Concurrent captured connections (original-destination records). */
+  connections: number;
+  /** Entries of each set map (ports, CIDRs, interfaces, binds), all pods together. */
+  setEntries: number;
+}
+
+export const DEFAULT_CAPACITY: Capacity = Object.freeze({ pods: 512, connections: 262144, setEntries: 65536 });
+
+function capacityOf(name: MapName, cap: Capacity): number | null {
+  switch (name) {
+    case 'sluice_pods':
+      return cap.pods;
+    case 'sluice_listen':
+      return 4 * cap.pods; // P_IN and P_OUT, IPv4 and IPv6
+    case 'sluice_conns':
+      return cap.connections;
+    case 'sluice_ports':
+    case 'sluice_cidrs':
+    case 'sluice_ifaces':
+    case 'sluice_binds':
+      return cap.setEntries;
+    default:
+      return null; // socket storage and counters have fixed sizes
+  }
+}
+
+export interface LoaderOptions {
+  /** A directory on bpffs; created (and bpffs mounted at /sys/fs/bpf) when missing. */
+  bpffsDir?: string;
+  objectDir?: string;
+  capacity?: Partial<Capacity>;
+  log?: (message: string) => void;
+}
+
+export interface InstallOptions extends LoaderOptions {
+  /** The cgroup v2 directory the programs attach to. */
+  cgroupDir: string;
+  /** The cgroup2 root itself (production). Refused unless set, so a test never does it. */
+  allowCgroupRoot?: boolean;
+}
+
+export interface Pins {
+  root: string;
+  maps: string;
+  links: string;
+  netnsLinks: string;
+}
+
+export function pinLayout(bpffsDir: string = DEFAULT_BPFFS_DIR): Pins {
+  return { root: bpffsDir, maps: join(bpffsDir, 'maps'), links: join(bpffsDir, 'links'), netnsLinks: join(bpffsDir, 'links', 'netns') };
+}
+
+export class LoaderError extends Error {
+  override readonly name = 'LoaderError';
+  constructor(
+    readonly code: 'CGROUP_NOT_V2' | 'CGROUP_ROOT_REFUSED' | 'OBJECT_MISSING' | 'PINNED_ELSEWHERE' | 'NOT_INSTALLED',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface InstallReport {
+  /** Programs attached by this call. */
+  attached: string[];
+  /** Programs whose pinned link was adopted and given the newly loaded program. */
+  updated: string[];
+  /** Maps that were pinned before this install and were reused (their contents survive). */
+  adoptedMaps: string[];
+}
+
+/** Resolves `dir` and checks it is a cgroup v2 directory this loader may attach to. */
+export function checkCgroupDir(dir: string, allowRoot = false): string {
+  const mount = findCgroup2Mount();
+  if (!mount) throw new LoaderError('CGROUP_NOT_V2', 'no cgroup2 filesystem is mounted (see /proc/mounts); mount one: mount -t cgroup2 none /sys/fs/cgroup');
+  let real: string;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    throw new LoaderError('CGROUP_NOT_V2', `cgroup directory ${dir} does not exist; create it under ${mount}`);
+  }
+  const rootReal = realpathSync(mount);
+  const rel = relative(rootReal, real);
+  if (rel.startsWith('..') || rel.startsWith(sep)) throw new LoaderError('CGROUP_NOT_V2', `${dir} is not under the cgroup2 mount ${mount}`);
+  if (rel === '' && !allowRoot) throw new LoaderError('CGROUP_ROOT_REFUSED', `refusing to attach to the cgroup2 root ${mount} without allowCgroupRoot (sluice run --cgroup ${mount} sets it)`);
+  return real;
+}
+
+function objectPath(dir: string, object: string): string {
+  const p = join(dir, `${object}.bpf.o`);
+  if (!existsSync(p)) throw new LoaderError('OBJECT_MISSING', `BPF object ${p} is missing: run \`make -C bpf\``);
+  return p;
+}
+
+const MAP_INFO_SIZE = 88;
+const MAP_INFO_MAX_ENTRIES = 16;
+const LINK_INFO_SIZE = 64;
+const LINK_INFO_CGROUP_ID = 16;
+
+function pinnedMaxEntries(path: string): number | null {
+  const fd = bpf.objGetIfPinned(path);
+  if (fd === null) return null;
+  try {
+    const info = Buffer.alloc(MAP_INFO_SIZE);
+    bpf.objInfo(fd, info, path);
+    return info.readUInt32LE(MAP_INFO_MAX_ENTRIES);
+  } finally {
+    bpf.closeFd(fd);
+  }
+}
+
+/**
+ * Opens and loads one object so that its maps are the shared, pinned ones. A pinned map
+ * keeps the capacity it was created with (changing it needs an uninstall).
+ */
+function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity, warned: Set<string>, log: (m: string) => void, rodata?: Buffer): bpf.BpfObject {
+  const obj = bpf.openObject(objectPath(objectDir, object));
+  try {
+    for (const m of bpf.maps(obj)) {
+      const name = bpf.mapName(m);
+      if (bpf.mapIsInternal(m)) {
+        if (rodata && name.endsWith('.rodata')) bpf.setMapInitialValue(m, rodata);
+        continue;
+      }
+      const pinPath = join(pins.maps, name);
+      const pinned = pinnedMaxEntries(pinPath);
+      const wanted = capacityOf(name as MapName, cap);
+      if (pinned !== null) {
+        if (wanted !== null && pinned !== wanted && !warned.has(name)) {
+          warned.add(name);
+          log(`map ${name}: keeping the pinned capacity ${pinned} (configured ${wanted}); uninstall to change it`);
+        }
+        if (wanted !== null) bpf.setMapMaxEntries(m, pinned);
+      } else if (wanted !== null) {
+        bpf.setMapMaxEntries(m, wanted);
+      }
+      bpf.setMapPinPath(m, pinPath);
+    }
+    bpf.loadObject(obj, object);
+    return obj;
+  } catch (err) {
+    bpf.closeObject(obj);
+    throw err;
+  }
+}
+
+function linkCgroupId(fd: number, what: string): bigint {
+  const info = Buffer.alloc(LINK_INFO_SIZE);
+  bpf.objInfo(fd, info, what);
+  return info.readBigUInt64LE(LINK_INFO_CGROUP_ID);
+}
+
+/**
+ * Installs the data plane, or adopts the installed one: maps are reused from their pins,
+ * and each pinned link is kept and switched to the newly loaded program.
+ */
+export function install(opts: InstallOptions): InstallReport {
+  const log = opts.log ?? (() => {});
+  const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
+  const objectDir = opts.objectDir ?? DEFAULT_OBJECT_DIR;
+  const cgroupDir = checkCgroupDir(opts.cgroupDir, opts.allowCgroupRoot);
+  const cgroupId = statSync(cgroupDir, { bigint: true }).ino;
+  const pins = pinLayout(opts.bpffsDir);
+  ensureBpffs(pins.root);
+  for (const d of [pins.maps, pins.links, pins.netnsLinks]) mkdirSync(d, { recursive: true });
+
+  // Never adopt links that serve another cgroup: that is another installation.
+  for (const { program } of CGROUP_PROGRAMS) {
+    const path = join(pins.links, program);
+    const fd = bpf.objGetIfPinned(path);
+    if (fd === null) continue;
+    try {
+      if (linkCgroupId(fd, path) !== cgroupId) {
+        throw new LoaderError('PINNED_ELSEWHERE', `${path} is attached to another cgroup than ${cgroupDir}; run \`sluice uninstall --bpffs ${pins.root}\` first or use another --bpffs directory`);
+      }
+    } finally {
+      bpf.closeFd(fd);
+    }
+  }
+
+  const report: InstallReport = { attached: [], updated: [], adoptedMaps: MAP_NAMES.filter((m) => existsSync(join(pins.maps, m))) };
+  const warned = new Set<string>();
+  const objects = new Map<string, bpf.BpfObject>();
+  const cgroupFd = openSync(cgroupDir, 'r');
+  try {
+    for (const { object } of CGROUP_PROGRAMS) {
+      if (!objects.has(object)) objects.set(object, openShared(objectDir, object, pins, cap, warned, log));
+    }
+    // sk_lookup is loaded per pod; load it once here too, so a broken object fails the install.
+    bpf.closeObject(openShared(objectDir, SK_LOOKUP_OBJECT, pins, cap, warned, log, encodeSkLookupConfig(0n)));
+    for (const { object, program } of CGROUP_PROGRAMS) {
+      const prog = bpf.findProgram(objects.get(object)!, program);
+      const path = join(pins.links, program);
+      const fd = bpf.objGetIfPinned(path);
+      if (fd !== null) {
+        try {
+          bpf.linkUpdate(fd, bpf.programFd(prog), path);
+        } finally {
+          bpf.closeFd(fd);
+        }
+        report.updated.push(program);
+      } else {
+        bpf.pinAndRelease(bpf.attachCgroup(prog, cgroupFd), path);
+        report.attached.push(program);
+      }
+    }
+  } finally {
+    closeSync(cgroupFd);
+    for (const obj of objects.values()) bpf.closeObject(obj);
+  }
+  return report;
+}
+
+/** True when every cgroup link and map of an installation is pinned under `bpffsDir`. */
+export function isInstalled(bpffsDir: string = DEFAULT_BPFFS_DIR): boolean {
+  const pins = pinLayout(bpffsDir);
+  return CGROUP_PROGRAMS.every(({ program }) => existsSync(join(pins.links, program))) && MAP_NAMES.every((m) => existsSync(join(pins.maps, m)));
+}
+
+export function netnsLinkPath(bpffsDir: string, netnsCookie: bigint): string {
+  return join(pinLayout(bpffsDir).netnsLinks, netnsCookie.toString());
+}
+
+/**
+ * Links an sk_lookup instance that knows `netnsCookie` to the netns at `netnsPath`.
+ * Returns false when that netns already has one (adopted as it is).
+ */
+export function attachNetns(netnsCookie: bigint, netnsPath: string, opts: LoaderOptions = {}): boolean {
+  const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
+  const path = netnsLinkPath(bpffsDir, netnsCookie);
+  if (existsSync(path)) return false;
+  const pins = pinLayout(bpffsDir);
+  if (!isInstalled(bpffsDir)) throw new LoaderError('NOT_INSTALLED', `no sluice installation under ${bpffsDir}: install first`);
+  const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
+  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, SK_LOOKUP_OBJECT, pins, cap, new Set(), opts.log ?? (() => {}), encodeSkLookupConfig(netnsCookie));
+  try {
+    const netnsFd = openSync(netnsPath, 'r');
+    try {
+      bpf.pinAndRelease(bpf.attachNetns(bpf.findProgram(obj, SK_LOOKUP_PROGRAM), netnsFd), path);
+    } finally {
+      closeSync(netnsFd);
+    }
+  } finally {
+    bpf.closeObject(obj);
+  }
+  return true;
+}
+
+/** Detaches and unpins the sk_lookup link of one netns. False when there was none. */
+export function detachNetns(netnsCookie: bigint, bpffsDir: string = DEFAULT_BPFFS_DIR): boolean {
+  return detachPinnedLink(netnsLinkPath(bpffsDir, netnsCookie));
+}
+
+/** Cookies of the netns that have an sk_lookup link pinned. */
+export function linkedNetns(bpffsDir: string = DEFAULT_BPFFS_DIR): bigint[] {
+  const dir = pinLayout(bpffsDir).netnsLinks;
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((n) => /^\d+$/.test(n))
+    .map((n) => BigInt(n));
+}
+
+function detachPinnedLink(path: string): boolean {
+  const fd = bpf.objGetIfPinned(path);
+  if (fd === null) return false;
+  try {
+    bpf.linkDetach(fd, path);
+  } catch (err) {
+    // A netns link whose namespace is gone is already defunct: nothing to detach.
+    if (!(err instanceof bpf.BpfError) || (err.code !== 'ENOLINK' && err.code !== 'EINVAL')) throw err;
+  } finally {
+    bpf.closeFd(fd);
+  }
+  unlinkSync(path);
+  return true;
+}
+
+export interface UninstallReport {
+  detached: string[];
+  unpinnedMaps: string[];
+}
+
+/** Detaches every link and removes every pin under `bpffsDir`; maps go with their last user. */
+export function uninstall(bpffsDir: string = DEFAULT_BPFFS_DIR): UninstallReport {
+  const pins = pinLayout(bpffsDir);
+  const report: UninstallReport = { detached: [], unpinnedMaps: [] };
+  if (!existsSync(pins.root)) return report;
+  for (const cookie of linkedNetns(bpffsDir)) if (detachNetns(cookie, bpffsDir)) report.detached.push(`netns/${cookie}`);
+  if (existsSync(pins.links)) {
+    for (const name of readdirSync(pins.links)) {
+      const p = join(pins.links, name);
+      if (name === 'netns') continue;
+      if (detachPinnedLink(p)) report.detached.push(name);
+    }
+  }
+  if (existsSync(pins.maps)) {
+    for (const name of readdirSync(pins.maps)) {
+      unlinkSync(join(pins.maps, name));
+      report.unpinnedMaps.push(name);
+    }
+  }
+  for (const d of [pins.netnsLinks, pins.links, pins.maps, pins.root]) if (existsSync(d)) rmdirSync(d);
+  return report;
+}

@@ -1,0 +1,82 @@
+// Host facts the loader and `sluice doctor` need: cgroup2 and bpffs mounts, BTF, kernel.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+
+export interface Mount {
+  source: string;
+  target: string;
+  type: string;
+}
+
+export function mounts(): Mount[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [source = '', target = '', type = ''] = line.split(' ');
+      // /proc/mounts escapes spaces as \040.
+      return { source, target: target.replace(/\\040/g, ' '), type };
+    });
+}
+
+/** The cgroup v2 mount point (it differs between machines: /sys/fs/cgroup, .../unified). */
+export function findCgroup2Mount(): string | null {
+  return mounts().find((m) => m.type === 'cgroup2')?.target ?? null;
+}
+
+/** The bpffs mount that holds `dir`, or null. */
+export function bpffsMountFor(dir: string): string | null {
+  const candidates = mounts().filter((m) => m.type === 'bpf' && (dir === m.target || dir.startsWith(m.target.endsWith('/') ? m.target : m.target + '/')));
+  return candidates.sort((a, b) => b.target.length - a.target.length)[0]?.target ?? null;
+}
+
+export class BpffsError extends Error {
+  override readonly name = 'BpffsError';
+  readonly code = 'BPFFS_UNAVAILABLE';
+}
+
+/**
+ * Makes sure `dir` is on a bpffs, mounting /sys/fs/bpf when nothing is mounted there
+ * (a fresh machine here has no bpffs), then creates `dir`.
+ */
+export function ensureBpffs(dir: string): void {
+  if (!bpffsMountFor(dir)) {
+    const root = '/sys/fs/bpf';
+    if (!dir.startsWith(root + '/') && dir !== root) {
+      throw new BpffsError(`${dir} is not on a bpffs mount; use a directory under ${root} or mount bpffs there first`);
+    }
+    try {
+      mkdirSync(root, { recursive: true });
+      execFileSync('mount', ['-t', 'bpf', 'bpf', root], { stdio: 'pipe' });
+    } catch (e) {
+      throw new BpffsError(`bpffs is not mounted at ${root} and mounting it failed (${(e as Error).message.trim()}); run as root or mount it: mount -t bpf bpf ${root}`);
+    }
+  }
+  mkdirSync(dir, { recursive: true });
+}
+
+export function btfAvailable(): boolean {
+  return existsSync('/sys/kernel/btf/vmlinux');
+}
+
+export function kernelRelease(): string {
+  return readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+}
+
+export function parseKernelVersion(release: string): [number, number, number] | null {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null;
+}
+
+/**
+ * Stable series that carry the sockmap epoll wake-up regression (architecture page):
+ * 6.6.128+, 6.12.75+, 6.18.14+. Only a version hint: `sluice doctor` also tests it live.
+ */
+const SOCKMAP_REGRESSION_SINCE: Record<string, number> = { '6.6': 128, '6.12': 75, '6.18': 14 };
+
+export function sockmapRegressionByVersion(release: string): boolean | null {
+  const v = parseKernelVersion(release);
+  if (!v) return null;
+  const since = SOCKMAP_REGRESSION_SINCE[`${v[0]}.${v[1]}`];
+  return since === undefined ? null : v[2] >= since;
+}

@@ -1,0 +1,377 @@
+// The eBPF data plane end to end, in a private cgroup, private namespaces and a private
+// bpffs directory: real programs, real connections, real listeners.
+//
+//   pod  10.1.0.2/24 fd00::2/64 (listeners 15001, 15006, 8080 start BEFORE capture)
+//   peer 10.1.0.1/24 fd00::1/64, and the "remote" 10.2.0.5 / fd00:2::5 on its lo (80, 8080)
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { BpfDataPlane } from '../../src/bpf/dataplane.js';
+import { netnsLinkPath, pinLayout, uninstall } from '../../src/bpf/loader.js';
+import type { CapturePolicy } from '../../src/policy/types.js';
+import {
+  bpfRequirementsMissing,
+  connect,
+  createBpffsDir,
+  createCgroup,
+  reapStale,
+  runInNetns,
+  serverOf,
+  spawnInCgroup,
+  startServer,
+  type TestCgroup,
+  type TestServer,
+} from './bpf-fixture.js';
+import { makePolicy } from './harness/cases.js';
+import type { ProbeResult } from './harness/probe.js';
+import { createTopology, reapStaleNamespaces, type Topology } from './harness/topology.js';
+
+const missing = bpfRequirementsMissing();
+
+interface Env {
+  topo: Topology;
+  cg: TestCgroup;
+  bpffs: { path: string; destroy(): void };
+  servers: TestServer[];
+  dp: BpfDataPlane;
+  cookie: bigint;
+  policy: CapturePolicy;
+  /** Observations made before anything was installed. */
+  baseline: { peerOut: ProbeResult; getsockopt: string; iptablesSave: string };
+}
+
+let env: Env | null = null;
+let setupError: Error | null = null;
+
+const POD_TCP = [15001, 15006, 8080];
+const PEER_TCP = [80, 8080];
+
+/** getsockopt calls that must pass through untouched, printed as JSON. */
+const GETSOCKOPT_SCRIPT = `
+import errno, json, socket
+out = {}
+def probe(name, fn):
+    try:
+        out[name] = fn()
+    except OSError as e:
+        out[name] = 'errno:' + errno.errorcode.get(e.errno, str(e.errno))
+t = socket.socket()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t6 = socket.socket(socket.AF_INET6)
+probe('so_type', lambda: t.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE))
+probe('congestion_16', lambda: t.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b'\\0').decode())
+probe('congestion_8192', lambda: t.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 8192).rstrip(b'\\0').decode())
+probe('tcp_info_8192', lambda: len(t.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8192)))
+probe('unknown_option_8192', lambda: t.getsockopt(socket.SOL_SOCKET, 9999, 8192).hex())
+probe('orig_dst_unconnected', lambda: t.getsockopt(socket.SOL_IP, 80, 16).hex())
+probe('orig_dst6_unconnected', lambda: t6.getsockopt(41, 80, 28).hex())
+probe('orig_dst_udp', lambda: u.getsockopt(socket.SOL_IP, 80, 16).hex())
+print(json.dumps(out, sort_keys=True))
+`;
+
+/** 300 rules: iptables-legacy-save then reads them with getsockopt buffers far above 4 KiB. */
+function manyRules(): string {
+  const lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
+  for (let i = 0; i < 300; i++) lines.push(`-A INPUT -s 10.${i >> 8}.${i & 255}.0/24 -p tcp --dport ${1000 + i} -j ACCEPT`);
+  return [...lines, 'COMMIT', ''].join('\n');
+}
+
+/** The rules alone: no comment lines, and no chain counters (traffic moves them). */
+const rulesOnly = (s: string) =>
+  s
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
+    .join('\n');
+
+async function getsockoptFacts(e: { cg: TestCgroup; topo: Topology }): Promise<string> {
+  const r = await runInNetns(e.cg, e.topo.pod.path, 'python3', ['-c', GETSOCKOPT_SCRIPT]);
+  if (r.code !== 0) throw new Error(`getsockopt script failed: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+async function iptablesSave(e: { cg: TestCgroup; topo: Topology }): Promise<string> {
+  const r = await runInNetns(e.cg, e.topo.pod.path, 'iptables-legacy-save', []);
+  if (r.code !== 0) throw new Error(`iptables-legacy-save failed: ${r.stderr}`);
+  return rulesOnly(r.stdout);
+}
+
+test.before(async () => {
+  if (missing) return;
+  await reapStaleNamespaces();
+  reapStale();
+  const topo = await createTopology();
+  const cg = createCgroup();
+  const bpffs = createBpffsDir();
+  const partial = { topo, cg, bpffs, servers: [] as TestServer[] };
+  try {
+    // Listeners first: capture must find them already bound, as in a running pod.
+    partial.servers.push(await startServer(cg, 'pod', topo.pod.path, POD_TCP));
+    partial.servers.push(await startServer(cg, 'peer', topo.peer.path, PEER_TCP));
+    const restore = await runInNetns(cg, topo.pod.path, 'iptables-legacy-restore', [], manyRules());
+    if (restore.code !== 0) throw new Error(`iptables-legacy-restore in the pod netns failed: ${restore.stderr}`);
+    const baseline = {
+      peerOut: await connect(cg, { netnsPath: topo.peer.path, dst: '10.2.0.5:80', uid: 1000 }),
+      getsockopt: await getsockoptFacts(partial),
+      iptablesSave: await iptablesSave(partial),
+    };
+    const dp = BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: bpffs.path });
+    const cookie = dp.cookieOf(topo.pod.path);
+    const policy = makePolicy();
+    dp.applyPolicy(cookie, policy);
+    env = { ...partial, dp, cookie, policy, baseline };
+  } catch (err) {
+    setupError = err as Error;
+    await Promise.all(partial.servers.map((s) => s.stop()));
+    bpffs.destroy();
+    await cg.destroy();
+    await topo.destroy();
+  }
+});
+
+test.after.always(async () => {
+  if (!env) return;
+  env.dp.close();
+  await Promise.all(env.servers.map((s) => s.stop()));
+  env.bpffs.destroy();
+  await env.cg.destroy();
+  await env.topo.destroy();
+});
+
+/** The environment, or a failure naming what is missing. */
+function ready(t: { fail(m: string): void }): Env | null {
+  if (missing) t.fail(missing);
+  else if (!env) t.fail(`setup failed: ${setupError?.stack ?? 'unknown'}`);
+  return env;
+}
+
+const podClient = (e: Env, dst: string, uid: number, extra: { src?: string; gid?: number } = {}) => connect(e.cg, { netnsPath: e.topo.pod.path, dst, uid, ...extra });
+
+test.serial('BPF kernel test requirements are met', (t) => {
+  t.is(missing, null);
+});
+
+test.serial('an app connection to a remote address reaches the outbound listener with its original destination', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const r = await podClient(e, '10.2.0.5:80', 1000);
+  const s = serverOf(r);
+  t.is(`${s.server}:${s.port}`, 'pod:15001');
+  t.is(s.origDst, '10.2.0.5:80');
+  t.is(s.peer.split(':')[0], '10.1.0.2', 'the proxy sees the pod IP as the peer, as under REDIRECT');
+  t.true(r.ok && r.clientPeer === '10.2.0.5:80', "the app's getpeername is the original destination");
+});
+
+test.serial('IPv6 and IPv4-mapped app connections are captured the same way', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const v6 = await podClient(e, '[fd00:2::5]:80', 1000);
+  t.like(serverOf(v6), { server: 'pod', port: 15001, origDst: '[fd00:2::5]:80' });
+  t.true(v6.ok && v6.clientPeer === '[fd00:2::5]:80');
+  const mapped = await podClient(e, '[::ffff:10.2.0.5]:80', 1000);
+  t.like(serverOf(mapped), { server: 'pod', port: 15001, origDst: '10.2.0.5:80' });
+  t.true(mapped.ok && mapped.clientPeer === '[::ffff:10.2.0.5]:80');
+});
+
+test.serial("the proxy's own connection goes direct", async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const s = serverOf(await podClient(e, '10.2.0.5:80', 1337));
+  t.is(`${s.server}:${s.port}`, 'peer:80');
+  t.is(s.peer.split(':')[0], '10.1.0.2');
+});
+
+test.serial('the proxy reaching its own pod IP is sent to the inbound listener (hairpin)', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const s = serverOf(await podClient(e, '10.1.0.2:8080', 1337, { src: '10.1.0.2' }));
+  t.like(s, { server: 'pod', port: 15006, origDst: '10.1.0.2:8080' });
+  const probe = serverOf(await podClient(e, '127.0.0.6:15002', 1337, { src: '127.0.0.1' }));
+  t.like(probe, { server: 'pod', port: 15006, origDst: '127.0.0.6:15002' });
+  t.is(probe.peer.split(':')[0], '127.0.0.1');
+});
+
+test.serial('the app reaching its own pod IP and the proxy forwarding from 127.0.0.6 go direct', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  t.like(serverOf(await podClient(e, '10.1.0.2:8080', 1000)), { server: 'pod', port: 8080, origDst: '10.1.0.2:8080' });
+  const fwd = serverOf(await podClient(e, '10.1.0.2:8080', 1337, { src: '127.0.0.6' }));
+  t.like(fwd, { server: 'pod', port: 8080 });
+  t.is(fwd.peer.split(':')[0], '127.0.0.6');
+});
+
+test.serial('inbound to an app port reaches the inbound listener with its original destination and source', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  for (const [dst, peer] of [
+    ['10.1.0.2:8080', '10.1.0.1'],
+    ['[fd00::2]:8080', '[fd00::1]'],
+  ] as const) {
+    const r = await connect(e.cg, { netnsPath: e.topo.peer.path, dst });
+    const s = serverOf(r);
+    t.is(`${s.server}:${s.port}`, 'pod:15006', dst);
+    t.is(s.origDst, dst);
+    t.true(s.peer.startsWith(peer), `source kept: ${s.peer}`);
+    t.true(r.ok && r.clientPeer === dst);
+  }
+});
+
+test.serial('inbound to an excluded port reaches its real listener, or is refused like without capture', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const r = await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:15021' });
+  t.false(r.ok);
+  t.true(!r.ok && r.errno === 111, 'ECONNREFUSED: nothing listens on 15021 in the pod');
+});
+
+test.serial('a namespace with no policy is untouched', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const before = e.dp.readCounters().connect_no_policy ?? 0n;
+  const now = await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.2.0.5:80', uid: 1000 });
+  t.true(now.ok && e.baseline.peerOut.ok);
+  if (now.ok && e.baseline.peerOut.ok) {
+    t.deepEqual({ ...now.server, peer: '' }, { ...e.baseline.peerOut.server, peer: '' });
+    t.is(now.clientPeer, e.baseline.peerOut.clientPeer);
+  }
+  t.true((e.dp.readCounters().connect_no_policy ?? 0n) > before, 'the programs did run, and let it be');
+});
+
+test.serial('getsockopt passes through untouched, including buffers above 4 KiB', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  t.is(await getsockoptFacts(e), e.baseline.getsockopt);
+  const saved = await iptablesSave(e);
+  t.true(saved.length > 4096, `iptables-legacy-save printed ${saved.length} bytes`);
+  t.is(saved, e.baseline.iptablesSave);
+});
+
+test.serial("the daemon can look up an open connection's original destination; the record goes with the connection", async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  // A client that connects and holds the connection open until its stdin closes.
+  const hold = `
+import encodings.idna, os, socket, sys  # idna: loaded while root can still read the stdlib
+os.setgid(1000); os.setuid(1000)
+s = socket.create_connection(('10.2.0.5', 80))
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+`;
+  const child = spawnInCgroup(e.cg, 'nsenter', [`--net=${e.topo.pod.path}`, 'python3', '-c', hold]);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).once('line', resolve);
+      child.once('exit', (code) => reject(new Error(`holding client exited ${code}: ${stderr}`)));
+    });
+    const port = Number(line.trim());
+    const found = e.dp.lookupOriginalDestination({ ip: '10.1.0.2', port }, { ip: '10.1.0.2', port: 15001 });
+    t.deepEqual(found, { ip: '10.2.0.5', port: 80 });
+  } finally {
+    child.kill('SIGKILL');
+  }
+  const deadline = Date.now() + 3000;
+  let left = -1;
+  while (Date.now() < deadline) {
+    left = e.dp.mapUsage().find((u) => u.map === 'sluice_conns')!.entries;
+    if (left === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.is(left, 0, 'no original-destination record outlives its connection');
+});
+
+test.serial('a policy change reaches the kernel at once: excluding port 80 lets the app go direct', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  try {
+    e.dp.applyPolicy(e.cookie, { ...e.policy, excludeOutboundPorts: [80] });
+    t.is(serverOf(await podClient(e, '10.2.0.5:80', 1000)).server, 'peer');
+    t.is(serverOf(await podClient(e, '10.2.0.5:8080', 1000)).port, 15001, 'other ports still captured');
+  } finally {
+    e.dp.applyPolicy(e.cookie, e.policy);
+  }
+  t.is(serverOf(await podClient(e, '10.2.0.5:80', 1000)).port, 15001);
+  t.is(e.dp.mapUsage().find((u) => u.map === 'sluice_ports')!.entries, e.policy.excludeInboundPorts.length, 'the old sets were removed');
+});
+
+test.serial('removing the policy releases the pod, and its sk_lookup link', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  try {
+    e.dp.removePolicy(e.cookie);
+    t.false(existsSync(netnsLinkPath(e.bpffs.path, e.cookie)));
+    t.is(serverOf(await podClient(e, '10.2.0.5:80', 1000)).server, 'peer');
+    t.is(serverOf(await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:8080' })).port, 8080);
+  } finally {
+    e.dp.applyPolicy(e.cookie, e.policy);
+  }
+  t.is(serverOf(await podClient(e, '10.2.0.5:80', 1000)).port, 15001);
+  t.is(serverOf(await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:8080' })).port, 15006);
+});
+
+test.serial('a restarted loader adopts every pin, and interception never stops', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  let stop = false;
+  const outcomes: string[] = [];
+  const traffic = (async () => {
+    while (!stop) {
+      const r = await podClient(e, '10.2.0.5:80', 1000);
+      outcomes.push(r.ok ? `${r.server.server}:${r.server.port}` : r.error);
+    }
+  })();
+  const reports = [];
+  try {
+    for (let i = 0; i < 5; i++) {
+      const again = BpfDataPlane.install({ cgroupDir: e.cg.path, bpffsDir: e.bpffs.path });
+      reports.push(again.installReport!);
+      t.deepEqual(again.listPolicies(), [e.cookie], 'the policy survived');
+      again.close();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    stop = true;
+    await traffic;
+  }
+  for (const r of reports) {
+    t.deepEqual(r.attached, [], 'nothing attached twice');
+    t.is(r.updated.length, 6, 'every cgroup link got the new program in place');
+    t.is(r.adoptedMaps.length, 9);
+  }
+  t.true(outcomes.length > 0);
+  t.deepEqual([...new Set(outcomes)], ['pod:15001'], 'every connection during the restarts was captured');
+});
+
+test.serial('a proxy that restarts its listeners gets inbound connections again (sockops enrols them)', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const pod = e.servers.find((s) => s.name === 'pod')!;
+  await pod.stop();
+  e.servers.splice(e.servers.indexOf(pod), 1);
+  const refused = await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:8080', timeoutMs: 1000 });
+  t.false(refused.ok, 'no proxy listener: refused, never delivered around the proxy');
+  e.servers.push(await startServer(e.cg, 'pod', e.topo.pod.path, POD_TCP));
+  const s = serverOf(await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:8080' }));
+  t.like(s, { server: 'pod', port: 15006, origDst: '10.1.0.2:8080' });
+  t.true((e.dp.readCounters().listener_added ?? 0n) >= 4n);
+});
+
+test.serial('uninstall removes links, pins and maps; the pod is then untouched', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const report = uninstall(e.bpffs.path);
+  t.true(report.detached.includes('sluice_connect4'));
+  t.true(report.detached.includes(`netns/${e.cookie}`));
+  t.false(existsSync(pinLayout(e.bpffs.path).root));
+  const shown = await new Promise<string>((resolve) => {
+    const c = spawn('bpftool', ['-j', 'cgroup', 'show', e.cg.path], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    c.on('close', () => resolve(out.trim()));
+  });
+  t.deepEqual(JSON.parse(shown || '[]'), [], 'bpftool cgroup show lists nothing');
+  t.is(serverOf(await podClient(e, '10.2.0.5:80', 1000)).server, 'peer');
+  t.is(serverOf(await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:8080' })).port, 8080);
+});
