@@ -4,6 +4,11 @@ import { InputError } from '../policy/errors.js';
 import { runExplain } from './explain.js';
 import { runRules } from './rules.js';
 import { runValidate } from './validate.js';
+// Kernel-side commands load libbpf through koffi: import them only when used, so the
+// policy commands work on any machine.
+const kernel = () => import('./daemon-commands.js');
+const DEFAULT_BPFFS_DIR = '/sys/fs/bpf/sluice';
+const DEFAULT_LISTEN = '127.0.0.1:15099';
 
 const program = new Command('sluice')
   .description('eBPF replacement for the iptables rules Istio installs in every meshed pod')
@@ -43,6 +48,54 @@ program
   .option('--json', 'print JSON')
   .action((opts) => {
     process.exitCode = runValidate(opts);
+  });
+
+program
+  .command('run')
+  .description('the daemon: attach the programs and keep pod policies in sync with the source')
+  .requiredOption('--source <spec>', 'where pods come from: file:PATH (watched for changes)')
+  .option('--config <path>', 'node-wide defaults (YAML)')
+  .option('--cgroup <dir>', 'cgroup v2 directory to attach to (default: the cgroup2 mount)')
+  .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--listen <addr>', 'HTTP address', DEFAULT_LISTEN)
+  .option('--lookup-socket <path>', 'unix socket for original-destination lookups')
+  .option('--accelerate', 'sk_msg acceleration (off by default)')
+  .action(async (opts) => (await kernel()).runRun(opts));
+
+program
+  .command('status')
+  .description('what is attached and pinned, per-pod state and counters')
+  .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--listen <addr>', "the daemon's HTTP address", DEFAULT_LISTEN)
+  .option('--json', 'print JSON')
+  .action(async (opts) => (await kernel()).runStatus(opts));
+
+program
+  .command('lookup')
+  .description("the original destination of a connection, given the proxy side's peer and local address")
+  .argument('<src>', 'peer IP:PORT as the proxy sees it')
+  .argument('<dst>', 'local IP:PORT as the proxy sees it')
+  .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--netns <cookie>', 'netns cookie (needed for loopback addresses)')
+  .action(async (src: string, dst: string, opts) => {
+    process.exitCode = (await kernel()).runLookup(src, dst, opts);
+  });
+
+program
+  .command('uninstall')
+  .description('detach every link and remove every pin and map')
+  .option('--cgroup <dir>', 'accepted for symmetry with run; links are found through their pins')
+  .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--json', 'print JSON')
+  .action(async (opts) => (await kernel()).runUninstall(opts));
+
+program
+  .command('doctor')
+  .description('kernel features, cgroup2, bpffs, BTF and the sockmap wake-up regression')
+  .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--json', 'print JSON')
+  .action(async (opts) => {
+    process.exitCode = await (await kernel()).runDoctorCommand(opts);
   });
 
 try {

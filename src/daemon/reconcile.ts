@@ -51,7 +51,12 @@ export class Reconciler {
     return this.states;
   }
 
-  reconcile(pods: Pod[], results: PolicyResult[]): PodState[] {
+  /**
+   * `prune: false` (the source had unreadable documents) keeps every entry no pod in this
+   * snapshot claims: a pod in a broken document is unknown, not gone, so its capture stays.
+   */
+  reconcile(pods: Pod[], results: PolicyResult[], opts: { prune?: boolean } = {}): PodState[] {
+    const prune = opts.prune ?? true;
     this.metrics.reconciles.inc();
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
@@ -115,11 +120,19 @@ export class Reconciler {
       state.policy = result.policy;
     });
 
+    if (!prune) {
+      for (const [key, last] of this.applied) {
+        if (!wanted.has(key) && !cookieOwner.has(last.cookie)) {
+          wanted.set(key, last);
+          cookieOwner.set(last.cookie, key);
+        }
+      }
+    }
     // Remove what no pod wants: pods that went away, moved netns, or (after a restart)
     // entries adopted from the kernel that no pod in the source owns.
     const keep = new Set([...wanted.values()].map((a) => a.cookie));
     const stale = new Set<bigint>([...this.applied.values()].map((a) => a.cookie));
-    for (const cookie of this.dataPlane.listPolicies()) stale.add(cookie);
+    if (prune) for (const cookie of this.dataPlane.listPolicies()) stale.add(cookie);
     for (const cookie of stale) {
       if (keep.has(cookie)) continue;
       try {

@@ -1,0 +1,105 @@
+// CLI commands that talk to the kernel side: run, status, lookup, uninstall, doctor.
+import { BpfDataPlane } from '../bpf/dataplane.js';
+import { DEFAULT_OBJECT_DIR, isInstalled, linkedNetns, uninstall } from '../bpf/loader.js';
+import { InputError } from '../policy/errors.js';
+import { formatEndpoint, parseEndpoint } from '../policy/net.js';
+import { runDaemon } from '../daemon/run.js';
+import { runDoctor } from './doctor.js';
+import { loadConfig } from './load.js';
+
+
+export interface RunFlags {
+  source: string;
+  config?: string;
+  cgroup?: string;
+  bpffs: string;
+  listen: string;
+  lookupSocket?: string;
+  accelerate?: boolean;
+}
+
+export async function runRun(flags: RunFlags): Promise<void> {
+  const daemon = await runDaemon({
+    source: flags.source,
+    config: loadConfig(flags.config),
+    bpffs: flags.bpffs,
+    listen: flags.listen,
+    accelerate: flags.accelerate ?? false,
+    ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
+    ...(flags.lookupSocket ? { lookupSocket: flags.lookupSocket } : {}),
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  await daemon.close();
+}
+
+function openInstalled(bpffs: string): BpfDataPlane {
+  if (!isInstalled(bpffs)) throw new InputError('NOT_INSTALLED', `nothing is installed under ${bpffs}; start sluice run, or pass the --bpffs it uses`);
+  return BpfDataPlane.open({ bpffsDir: bpffs });
+}
+
+export async function runStatus(flags: { bpffs: string; listen: string; json?: boolean }): Promise<void> {
+  const dp = openInstalled(flags.bpffs);
+  try {
+    let pods: unknown = null;
+    try {
+      const res = await fetch(`http://${flags.listen}/v1/pods`, { signal: AbortSignal.timeout(1000) });
+      if (res.ok) pods = await res.json();
+    } catch {
+      pods = null; // the daemon may be down; the kernel side still works without it
+    }
+    const status = {
+      bpffs: flags.bpffs,
+      installed: true,
+      podPolicies: dp.listPolicies().map(String),
+      netnsLinks: linkedNetns(flags.bpffs).map(String),
+      maps: dp.mapUsage(),
+      counters: Object.fromEntries(Object.entries(dp.readCounters()).map(([k, v]) => [k, Number(v)])),
+      daemon: pods === null ? `not reachable at ${flags.listen}` : 'running',
+      pods,
+    };
+    if (flags.json) {
+      console.log(JSON.stringify(status, null, 2));
+      return;
+    }
+    console.log(`installed under ${status.bpffs}; daemon ${status.daemon}`);
+    console.log(`pod policies (netns cookies): ${status.podPolicies.join(', ') || 'none'}`);
+    for (const m of status.maps) console.log(`map ${m.map}: ${m.entries}/${m.capacity}`);
+    for (const [k, v] of Object.entries(status.counters)) if (v > 0) console.log(`counter ${k}: ${v}`);
+    if (Array.isArray(pods)) for (const p of pods as { namespace: string; name: string; status: string; error: string | null }[]) console.log(`pod ${p.namespace}/${p.name}: ${p.status}${p.error ? ` (${p.error})` : ''}`);
+  } finally {
+    dp.close();
+  }
+}
+
+export function runLookup(src: string, dst: string, flags: { bpffs: string; netns?: string }): number {
+  const s = parseEndpoint(src);
+  const d = parseEndpoint(dst);
+  if (!s || !d) throw new InputError('BAD_ADDRESS', 'SRC and DST must be IP:PORT or [IPv6]:PORT: the proxy-side peer and local address');
+  if (flags.netns !== undefined && !/^\d{1,20}$/.test(flags.netns)) throw new InputError('BAD_NETNS', '--netns takes the decimal netns cookie');
+  const dp = openInstalled(flags.bpffs);
+  try {
+    const found = dp.lookupOriginalDestination(s, d, flags.netns ? BigInt(flags.netns) : undefined);
+    if (!found) {
+      console.log('not found');
+      return 1;
+    }
+    console.log(formatEndpoint(found));
+    return 0;
+  } finally {
+    dp.close();
+  }
+}
+
+export function runUninstall(flags: { bpffs: string; json?: boolean }): void {
+  const report = uninstall(flags.bpffs);
+  if (flags.json) console.log(JSON.stringify(report));
+  else console.log(`detached ${report.detached.length} links (${report.detached.join(', ') || 'none'}), unpinned ${report.unpinnedMaps.length} maps`);
+}
+
+export function runDoctorCommand(flags: { bpffs: string; json?: boolean }): Promise<number> {
+  return runDoctor({ bpffs: flags.bpffs, objects: DEFAULT_OBJECT_DIR, ...(flags.json ? { json: true } : {}) });
+}

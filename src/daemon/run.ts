@@ -1,0 +1,114 @@
+// `sluice run`: load (or adopt) the data plane, keep pod policies in sync with the
+// source, and serve HTTP and the lookup socket. Exiting never detaches anything:
+// interception goes on while the daemon is down, and the next one adopts the pins.
+import type { Server } from 'node:http';
+import type { Server as NetServer } from 'node:net';
+import pino from 'pino';
+import { BpfDataPlane } from '../bpf/dataplane.js';
+import { findCgroup2Mount } from '../bpf/system.js';
+import { buildPolicies } from '../policy/build.js';
+import { InputError } from '../policy/errors.js';
+import type { NodeConfig } from '../policy/config.js';
+import { parseSourceSpec, readSnapshot } from '../sources/index.js';
+import { watchFile, type FileWatch } from '../sources/watch.js';
+import { createHttpServer } from './http.js';
+import { serveLookupSocket } from './lookup.js';
+import { Metrics } from './metrics.js';
+import { Reconciler } from './reconcile.js';
+
+export interface DaemonOptions {
+  source: string;
+  config: NodeConfig;
+  cgroup?: string;
+  bpffs: string;
+  listen: string;
+  lookupSocket?: string;
+  accelerate: boolean;
+  objectDir?: string;
+}
+
+export interface Daemon {
+  close(): Promise<void>;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new InputError('BAD_LISTEN', `--listen ${JSON.stringify(listen)} is not HOST:PORT; use e.g. 127.0.0.1:15099`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
+  const log = pino({ base: { component: 'sluice' } });
+  const spec = parseSourceSpec(opts.source);
+  const listen = parseListen(opts.listen);
+  if (opts.accelerate) {
+    // sk_msg acceleration is not built yet; say so rather than silently ignoring the flag.
+    log.warn({ reason: 'not_implemented' }, '--accelerate is not available in this build; running without sk_msg acceleration');
+  }
+  const cgroupDir = opts.cgroup ?? findCgroup2Mount();
+  if (!cgroupDir) throw new InputError('NO_CGROUP2', 'no cgroup2 filesystem is mounted; mount one or pass --cgroup DIR');
+
+  const dataPlane = BpfDataPlane.install({
+    cgroupDir,
+    allowCgroupRoot: true,
+    bpffsDir: opts.bpffs,
+    ...(opts.objectDir ? { objectDir: opts.objectDir } : {}),
+    log: (message) => log.info({ reason: 'loader' }, message),
+  });
+  log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
+
+  const metrics = new Metrics(() => dataPlane);
+  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
+
+  const sync = () => {
+    let snapshot;
+    try {
+      snapshot = readSnapshot(spec);
+    } catch (e) {
+      metrics.sourceErrors.inc();
+      log.error({ reason: 'source_unreadable', error: (e as Error).message }, 'source not read; keeping current policies');
+      return;
+    }
+    for (const error of snapshot.errors) {
+      metrics.sourceErrors.inc();
+      log.warn({ reason: 'source_document', error }, 'source document skipped');
+    }
+    try {
+      reconciler.reconcile(snapshot.pods, buildPolicies(snapshot.pods, snapshot.sidecars, opts.config), { prune: snapshot.errors.length === 0 });
+    } catch (e) {
+      metrics.reconcileErrors.inc({ reason: 'map_write' });
+      log.error({ reason: 'reconcile_failed', error: (e as Error).stack }, 'reconcile failed; will retry on the next change');
+    }
+  };
+  sync();
+  const watch: FileWatch = watchFile(spec.path, sync);
+
+  const http: Server = createHttpServer({
+    metrics,
+    dataPlane: () => dataPlane,
+    ready: () => reconciler.ready,
+    pods: () => reconciler.podStates(),
+  });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(listen.port, listen.host, () => resolve());
+  });
+  log.info({ listen: opts.listen }, 'http listening');
+
+  let lookup: NetServer | null = null;
+  if (opts.lookupSocket) {
+    lookup = serveLookupSocket(opts.lookupSocket, () => dataPlane, metrics);
+    log.info({ socket: opts.lookupSocket }, 'lookup socket listening');
+  }
+
+  return {
+    async close() {
+      watch.close();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      if (lookup) await new Promise<void>((resolve) => lookup!.close(() => resolve()));
+      dataPlane.close();
+      log.info({ reason: 'shutdown' }, 'daemon stopped; programs stay attached');
+    },
+  };
+}
