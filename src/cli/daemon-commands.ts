@@ -16,6 +16,15 @@ export interface RunFlags {
   listen: string;
   lookupSocket?: string;
   accelerate?: boolean;
+  maxPods?: string;
+  maxConnections?: string;
+}
+
+function capacityFlag(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1)) throw new InputError('BAD_CAPACITY', `${flag} ${value} is not a positive whole number`);
+  return n;
 }
 
 export async function runRun(flags: RunFlags): Promise<void> {
@@ -25,6 +34,10 @@ export async function runRun(flags: RunFlags): Promise<void> {
     bpffs: flags.bpffs,
     listen: flags.listen,
     accelerate: flags.accelerate ?? false,
+    capacity: {
+      ...(flags.maxPods ? { pods: capacityFlag('--max-pods', flags.maxPods) } : {}),
+      ...(flags.maxConnections ? { connections: capacityFlag('--max-connections', flags.maxConnections) } : {}),
+    },
     ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
     ...(flags.lookupSocket ? { lookupSocket: flags.lookupSocket } : {}),
   });

@@ -60,6 +60,8 @@ program
   .option('--listen <addr>', 'HTTP address', DEFAULT_LISTEN)
   .option('--lookup-socket <path>', 'unix socket for original-destination lookups')
   .option('--accelerate', 'sk_msg acceleration (off by default)')
+  .option('--max-pods <n>', 'capacity of the pod policy map', '512')
+  .option('--max-connections <n>', 'capacity of the original-destination map', '262144')
   .action(async (opts) => (await kernel()).runRun(opts));
 
 program

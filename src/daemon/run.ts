@@ -25,6 +25,8 @@ export interface DaemonOptions {
   lookupSocket?: string;
   accelerate: boolean;
   objectDir?: string;
+  /** Map capacity: captured pods, and concurrent captured connections. */
+  capacity?: { pods?: number; connections?: number };
 }
 
 export interface Daemon {
@@ -54,6 +56,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     allowCgroupRoot: true,
     bpffsDir: opts.bpffs,
     ...(opts.objectDir ? { objectDir: opts.objectDir } : {}),
+    ...(opts.capacity ? { capacity: opts.capacity } : {}),
     log: (message) => log.info({ reason: 'loader' }, message),
   });
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');

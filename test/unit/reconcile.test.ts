@@ -163,3 +163,15 @@ test('uncaptured pods are reported but never written', (t) => {
   t.is(s!.status, 'uncaptured');
   t.is(dp.entries.size, 0);
 });
+
+test('without prune (a broken source document), pods missing from the snapshot keep their policy', (t) => {
+  const { dp, r } = setup({ '/ns/a': 1n, '/ns/b': 2n });
+  const a = pod('a', '10.1.0.2', '/ns/a');
+  const b = pod('b', '10.1.0.3', '/ns/b');
+  r.reconcile([a, b], buildPolicies([a, b], [], DEFAULT_CONFIG));
+  dp.entries.set(99n, {} as CapturePolicy); // adopted, owner unknown
+  r.reconcile([b], buildPolicies([b], [], DEFAULT_CONFIG), { prune: false });
+  t.deepEqual(dp.listPolicies().sort(), [1n, 2n, 99n]);
+  r.reconcile([b], buildPolicies([b], [], DEFAULT_CONFIG));
+  t.deepEqual(dp.listPolicies(), [2n]);
+});
