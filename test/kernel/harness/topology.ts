@@ -113,7 +113,7 @@ interface IpAddrJson {
 }
 
 /** Waits until every address is present and none is tentative (or failed DAD). */
-async function waitUsable(ns: Netns, want: string[]): Promise<void> {
+export async function waitUsable(ns: Netns, want: string[]): Promise<void> {
   const deadline = Date.now() + 5000;
   for (;;) {
     const { stdout } = await ip('-n', ns.name, '-j', 'addr', 'show');
@@ -127,7 +127,7 @@ async function waitUsable(ns: Netns, want: string[]): Promise<void> {
 }
 
 /** Kills what still runs inside one of our namespaces (only ours: the name is ours), then deletes it. */
-async function deleteNetns(name: string): Promise<void> {
+export async function deleteNetns(name: string): Promise<void> {
   if (!name.startsWith(NETNS_PREFIX)) throw new Error(`refusing to delete netns ${name}: not a sluice test namespace`);
   const pids = await tryExec(tool('ip'), ['netns', 'pids', name]);
   if (!(pids instanceof Error)) {
@@ -166,7 +166,7 @@ export async function reapStaleNamespaces(): Promise<string[]> {
   return reaped;
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,0 +1,244 @@
+// The mesh topology: two pods on one node, each in its own network namespace, joined by a
+// bridge in a third "node" namespace, plus a private cgroup and a scratch directory for
+// the processes that run in the pods.
+//
+//   pod a [lo: ::6]  veth 10.1.0.2/24 fd00::2/64 ──┐
+//                                                  ├── node [bridge 10.1.0.1/24 fd00::1/64]
+//   pod b [lo: ::6]  veth 10.1.0.3/24 fd00::3/64 ──┘
+//
+// Pod a's addresses are the ones the spec's reference outcomes use (topology.ts ADDRESSES).
+// Nothing is created in the host namespace: each veth is born inside its pod namespace
+// with its other end in the node namespace, the bridge lives in the node namespace, and
+// every name starts with `sluice-test-<pid>-` so reapStaleNamespaces() (topology.ts)
+// finds what a killed run left behind. The cgroup is a child of the cgroup2 root: nothing
+// is attached to the root itself. It exists so that a backend whose programs attach to a
+// cgroup (eBPF) sees every socket of the mesh.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findCgroup2Mount } from '../../../src/bpf/system.js';
+import { exec } from './exec.js';
+import { tool } from './requirements.js';
+import { ADDRESSES, deleteNetns, NETNS_PREFIX, pidAlive, waitUsable, type Netns, type Topology } from './topology.js';
+
+export type PodName = 'a' | 'b';
+export const POD_NAMES: readonly PodName[] = Object.freeze(['a', 'b']);
+
+export interface PodAddresses {
+  v4: string;
+  v6: string;
+}
+
+export const MESH_ADDRESSES: Readonly<Record<PodName | 'node', PodAddresses>> = Object.freeze({
+  a: { v4: ADDRESSES.pod4, v6: ADDRESSES.pod6 },
+  b: { v4: '10.1.0.3', v6: 'fd00::3' },
+  node: { v4: '10.1.0.1', v6: 'fd00::1' },
+});
+
+export interface MeshPod {
+  name: PodName;
+  netns: Netns;
+  addrs: PodAddresses;
+}
+
+export interface MeshTopology {
+  /** `<pid>-<random>`: part of every name this topology owns. */
+  id: string;
+  pods: Record<PodName, MeshPod>;
+  node: Netns & { bridge: string };
+  /** A private cgroup2 directory: every process the mesh starts runs in it. */
+  cgroupDir: string;
+  /** Scratch directory (mode 0755) for configs and fixture copies, readable by uid 1000/1337. */
+  workDir: string;
+  /** Kills everything in the cgroup and the namespaces, deletes them and the work dir. Idempotent; never throws. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * A pod of the mesh, shaped as the Topology that CaptureBackend.install() takes: `pod` is
+ * the pod's namespace, `peer` the node namespace. `mesh` carries what a node-scoped backend
+ * (eBPF) needs beyond that: the cgroup every mesh process runs in, and the other pod.
+ */
+export interface MeshPodTopology extends Topology {
+  mesh: { id: string; pod: PodName; cgroupDir: string; pods: Record<PodName, MeshPod> };
+}
+
+const live = new Set<MeshTopology>();
+
+const ip = (...args: string[]) => exec(tool('ip'), args);
+
+/** The cgroup2 mount, or a clear error: the mesh puts its processes in a child cgroup. */
+export function cgroup2Root(): string {
+  const root = findCgroup2Mount();
+  if (!root) throw new Error('the mesh needs a cgroup2 mount (none in /proc/mounts)');
+  return root;
+}
+
+export async function createMeshTopology(): Promise<MeshTopology> {
+  const rand = randomBytes(3).toString('hex');
+  const id = `${process.pid}-${rand}`;
+  const ns = (suffix: string, ifname: string): Netns => {
+    const name = `${NETNS_PREFIX}${id}-${suffix}`;
+    return { name, path: `/var/run/netns/${name}`, ifname };
+  };
+  const pods: Record<PodName, MeshPod> = {
+    a: { name: 'a', netns: ns('a', `st${rand}a`), addrs: { ...MESH_ADDRESSES.a } },
+    b: { name: 'b', netns: ns('b', `st${rand}b`), addrs: { ...MESH_ADDRESSES.b } },
+  };
+  const node = { ...ns('node', `st${rand}br`), bridge: `st${rand}br` };
+  let cgroupDir = '';
+  let workDir = '';
+  let destroyed = false;
+  const topo: MeshTopology = {
+    id,
+    pods,
+    node,
+    get cgroupDir() {
+      return cgroupDir;
+    },
+    get workDir() {
+      return workDir;
+    },
+    async destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      live.delete(topo);
+      if (cgroupDir) await destroyCgroup(cgroupDir);
+      await Promise.all([pods.a.netns.name, pods.b.netns.name, node.name].map((n) => deleteNetns(n)));
+      if (workDir) rmSync(workDir, { recursive: true, force: true });
+    },
+  };
+  live.add(topo);
+  try {
+    cgroupDir = join(cgroup2Root(), `${NETNS_PREFIX}${id}-mesh`);
+    mkdirSync(cgroupDir);
+    workDir = mkdtempSync(join(tmpdir(), `${NETNS_PREFIX}${id}-`));
+    // mkdtemp makes it 0700; uid 1000 (the apps) and 1337 (HAProxy) must read it.
+    await exec('chmod', ['0755', workDir]);
+
+    for (const n of [pods.a.netns, pods.b.netns, node]) {
+      await ip('netns', 'add', n.name);
+      await exec(tool('ip'), ['netns', 'exec', n.name, tool('sysctl'), '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+      await ip('-n', n.name, 'link', 'set', 'lo', 'up');
+    }
+    await ip('-n', node.name, 'link', 'add', node.bridge, 'type', 'bridge');
+    await ip('-n', node.name, 'addr', 'add', `${MESH_ADDRESSES.node.v4}/24`, 'dev', node.bridge);
+    await ip('-n', node.name, '-6', 'addr', 'add', `${MESH_ADDRESSES.node.v6}/64`, 'dev', node.bridge, 'nodad');
+    await ip('-n', node.name, 'link', 'set', node.bridge, 'up');
+    for (const pod of Object.values(pods)) {
+      const nodeEnd = `st${rand}n${pod.name}`;
+      await ip('-n', pod.netns.name, 'link', 'add', pod.netns.ifname, 'type', 'veth', 'peer', 'name', nodeEnd, 'netns', node.name);
+      await ip('-n', node.name, 'link', 'set', nodeEnd, 'master', node.bridge);
+      await ip('-n', node.name, 'link', 'set', nodeEnd, 'up');
+      await ip('-n', pod.netns.name, 'addr', 'add', `${pod.addrs.v4}/24`, 'dev', pod.netns.ifname);
+      await ip('-n', pod.netns.name, '-6', 'addr', 'add', `${pod.addrs.v6}/64`, 'dev', pod.netns.ifname, 'nodad');
+      // The IPv6 passthrough source must exist on lo (istio-iptables adds it, and so must we).
+      await ip('-n', pod.netns.name, '-6', 'addr', 'add', '::6/128', 'dev', 'lo');
+      await ip('-n', pod.netns.name, 'link', 'set', pod.netns.ifname, 'up');
+      // Default routes via the node, as on a real node (both pods share the /24 anyway).
+      await ip('-n', pod.netns.name, 'route', 'add', 'default', 'via', MESH_ADDRESSES.node.v4);
+      await ip('-n', pod.netns.name, '-6', 'route', 'add', 'default', 'via', MESH_ADDRESSES.node.v6);
+    }
+    await waitUsable(pods.a.netns, [pods.a.addrs.v4, pods.a.addrs.v6, '::6']);
+    await waitUsable(pods.b.netns, [pods.b.addrs.v4, pods.b.addrs.v6, '::6']);
+    await waitUsable(node, [MESH_ADDRESSES.node.v4, MESH_ADDRESSES.node.v6]);
+    return topo;
+  } catch (err) {
+    await topo.destroy();
+    throw err;
+  }
+}
+
+/** The Topology a CaptureBackend installs into, for one pod of the mesh. */
+export function podTopology(mesh: MeshTopology, name: PodName): MeshPodTopology {
+  const pod = mesh.pods[name];
+  const other = mesh.pods[name === 'a' ? 'b' : 'a'];
+  return {
+    id: `${mesh.id}-${name}`,
+    pod: pod.netns,
+    peer: mesh.node,
+    addrs: {
+      pod4: pod.addrs.v4,
+      pod6: pod.addrs.v6,
+      peer4: MESH_ADDRESSES.node.v4,
+      peer6: MESH_ADDRESSES.node.v6,
+      remote4: other.addrs.v4,
+      remote6: other.addrs.v6,
+    },
+    // The mesh owns the namespaces: runMeshScenario destroys them after uninstall.
+    destroy: async () => {},
+    mesh: { id: mesh.id, pod: name, cgroupDir: mesh.cgroupDir, pods: mesh.pods },
+  };
+}
+
+function cgroupProcs(dir: string): number[] {
+  try {
+    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Kills every process in one of our cgroups, then removes it. Never throws. */
+async function destroyCgroup(dir: string): Promise<void> {
+  if (!dir.split('/').pop()!.startsWith(NETNS_PREFIX)) return;
+  if (!existsSync(dir)) return;
+  for (let i = 0; i < 100; i++) {
+    const pids = cgroupProcs(dir);
+    if (pids.length === 0) break;
+    try {
+      writeFileSync(join(dir, 'cgroup.kill'), '1'); // Linux 5.14+
+    } catch {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  for (let i = 0; i < 50; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      await new Promise((r) => setTimeout(r, 20)); // EBUSY while the last process exits
+    }
+  }
+}
+
+/** Destroys every mesh this process created and has not destroyed yet. */
+export async function destroyAllMeshTopologies(): Promise<void> {
+  await Promise.all([...live].map((m) => m.destroy()));
+}
+
+/**
+ * Removes what a killed run left: `sluice-test-<pid>-*` cgroups (with their processes) and
+ * scratch directories of dead pids. Namespaces are reaped by reapStaleNamespaces().
+ */
+export async function reapStaleMeshLeftovers(): Promise<string[]> {
+  const reaped: string[] = [];
+  const stale = (name: string) => {
+    const m = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(name);
+    return m !== null && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]));
+  };
+  const root = findCgroup2Mount();
+  if (root) {
+    for (const name of readdirSync(root).filter((n) => stale(n) && n.endsWith('-mesh'))) {
+      await destroyCgroup(join(root, name));
+      reaped.push(join(root, name));
+    }
+  }
+  for (const name of readdirSync(tmpdir()).filter(stale)) {
+    const p = join(tmpdir(), name);
+    if (statSync(p).isDirectory()) {
+      rmSync(p, { recursive: true, force: true });
+      reaped.push(p);
+    }
+  }
+  return reaped;
+}
