@@ -6,11 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, uninstall } from '../../src/bpf/loader.js';
 import { NETNS_LIBRARY } from '../../src/bpf/netns.js';
 import { bpffsMountFor, ensureBpffs, findCgroup2Mount } from '../../src/bpf/system.js';
-import type { ProbeResult, ServerReply } from './harness/probe.js';
+import { CGROUP_EXEC, probeConnect, startServer as startProbeServer, type ConnectOptions, type ProbeResult, type ProbeServer, type ServerReply } from './harness/probe.js';
 import { findTool, PROBE_PATH } from './harness/requirements.js';
 
 export const TEST_PREFIX = 'sluice-test-';
@@ -147,80 +146,21 @@ export function reapStale(): string[] {
 
 /** Runs `cmd args` as a process of `cgroup`: it joins the cgroup before exec. */
 export function spawnInCgroup(cgroup: TestCgroup, cmd: string, args: string[]): ChildProcess {
-  const script = 'echo $$ > "$0/cgroup.procs" && exec "$@"';
-  return spawn('/bin/sh', ['-c', script, cgroup.path, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn('/bin/sh', ['-c', CGROUP_EXEC, cgroup.path, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-export interface TestServer {
-  name: string;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
+export type TestServer = ProbeServer;
 
 /** A probe server in `cgroup` and netns `netnsPath`; resolves once it listens. */
 export function startServer(cgroup: TestCgroup, name: string, netnsPath: string, tcp: number[], udp: number[] = []): Promise<TestServer> {
-  const args = ['serve', '--name', name, '--netns', netnsPath, '--tcp', tcp.join(','), '--udp', udp.join(',')];
-  const child = spawnInCgroup(cgroup, PROBE_PATH, args);
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const server: TestServer = {
-    name,
-    child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  };
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server ${name} not ready: ${stderr}`)), 5000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server ${name} exited (${code}): ${stderr}`));
-    });
-    createInterface({ input: child.stdout! }).once('line', (line) => {
-      clearTimeout(timer);
-      child.removeAllListeners('exit');
-      if (line.trim() === 'ready') resolve(server);
-      else reject(new Error(`server ${name}: ${line}`));
-    });
-  });
+  return startProbeServer({ name, netnsPath, tcp, udp, cgroupPath: cgroup.path });
 }
 
-export interface ClientOptions {
-  netnsPath: string;
-  dst: string;
-  src?: string;
-  uid?: number;
-  gid?: number;
-  tag?: string;
-  udp?: boolean;
-  timeoutMs?: number;
-}
+export type ClientOptions = Omit<ConnectOptions, 'cgroupPath'>;
 
 /** One probe client connection from inside `cgroup`. */
 export function connect(cgroup: TestCgroup, o: ClientOptions): Promise<ProbeResult> {
-  const args = ['connect', '--netns', o.netnsPath, '--dst', o.dst, '--timeout-ms', String(o.timeoutMs ?? 2000)];
-  if (o.src !== undefined) args.push('--src', o.src);
-  if (o.uid !== undefined) args.push('--uid', String(o.uid));
-  if (o.gid !== undefined) args.push('--gid', String(o.gid));
-  if (o.tag !== undefined) args.push('--tag', o.tag);
-  if (o.udp) args.push('--udp');
-  const child = spawnInCgroup(cgroup, PROBE_PATH, args);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => {
-      try {
-        resolve(JSON.parse(stdout.trim()) as ProbeResult);
-      } catch {
-        reject(new Error(`probe connect ${o.dst} exited ${code}: ${stderr || stdout}`));
-      }
-    });
-  });
+  return probeConnect({ ...o, cgroupPath: cgroup.path });
 }
 
 export function serverOf(r: ProbeResult): ServerReply {
@@ -236,8 +176,7 @@ export interface RunResult {
 
 /** Runs a command to completion as a process of `cgroup`. */
 export function runInCgroup(cgroup: TestCgroup, cmd: string, args: string[], input = ''): Promise<RunResult> {
-  const script = 'echo $$ > "$0/cgroup.procs" && exec "$@"';
-  const child = spawn('/bin/sh', ['-c', script, cgroup.path, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('/bin/sh', ['-c', CGROUP_EXEC, cgroup.path, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

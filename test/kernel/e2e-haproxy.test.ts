@@ -4,9 +4,11 @@
 // must be the one decide() gives; with more than one backend, they must also agree with
 // each other request by request.
 //
-// Fails (never skips) when haproxy, root, setpriv, cgroup2 or iptables are missing.
+// Fails (never skips) when haproxy, root, setpriv, cgroup2, iptables or the BPF build are missing.
 import test from 'ava';
+import { bpfRequirementsMissing } from './bpf-fixture.js';
 import { iptablesBackend, noCaptureBackend, type CaptureBackend } from './harness/backend.js';
+import { ebpfBackend } from './harness/bpf-backend.js';
 import {
   cleanupAllMeshes,
   compareMeshRuns,
@@ -23,16 +25,15 @@ import {
 } from './harness/mesh.js';
 
 /**
- * The backends under test. To add the eBPF backend, append it here: it gets the same mesh,
- * the same requests and the same expectations (decide() without Istio's quirks, which these
- * requests never reach), and is compared with iptables request by request.
+ * The backends under test: the same mesh, the same requests and the same expectations
+ * (decide(), whose quirk mode these requests never reach), compared request by request.
  */
-const BACKENDS: CaptureBackend[] = [iptablesBackend];
+const BACKENDS: CaptureBackend[] = [iptablesBackend, ebpfBackend];
 
 /** iptables reproduces Istio's quirks; sluice's own backends fix them (README). */
 const decideOptions = (b: CaptureBackend) => ({ istioQuirks: b.name === 'iptables' });
 
-const missing = meshRequirementsMissing({ iptables: BACKENDS.some((b) => b.name === 'iptables') });
+const missing = meshRequirementsMissing({ iptables: BACKENDS.some((b) => b.name === 'iptables') }) ?? bpfRequirementsMissing();
 const runs = new Map<string, MeshRun>();
 
 test.before(async () => {

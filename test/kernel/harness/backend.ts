@@ -6,12 +6,20 @@ import { exec } from './exec.js';
 import { tool } from './requirements.js';
 import type { Topology } from './topology.js';
 
+/** Where the runner put the processes of one (backend, policy) run. */
+export interface RunEnv {
+  /** The private cgroup servers and clients run in, when the backend asked for one. */
+  cgroupPath?: string;
+}
+
 export interface CaptureBackend {
   name: string;
+  /** Its programs attach to a cgroup: servers and clients must run in a private one. */
+  usesCgroup?: boolean;
   /** Captures the topology's pod netns with this policy. Servers are already listening. */
-  install(topo: Topology, policy: CapturePolicy): Promise<void>;
+  install(topo: Topology, policy: CapturePolicy, env: RunEnv): Promise<void>;
   /** Removes the capture; the topology is destroyed afterwards either way. */
-  uninstall(topo: Topology): Promise<void>;
+  uninstall(topo: Topology, env: RunEnv): Promise<void>;
 }
 
 /** `iptables-restore` (or ip6tables-restore) inside the pod netns, rules on stdin. */

@@ -508,7 +508,7 @@ export async function runMeshScenario(backend: CaptureBackend, policyA: CaptureP
     // Then the capture.
     for (const pod of POD_NAMES) {
       installed.push(pod);
-      await backend.install(podTopology(mesh, pod), policies[pod]);
+      await backend.install(podTopology(mesh, pod), policies[pod], { cgroupPath: mesh.cgroupDir });
     }
 
     const observations: Record<string, MeshObservation> = {};
@@ -533,7 +533,7 @@ export async function runMeshScenario(backend: CaptureBackend, policyA: CaptureP
     const errors: unknown[] = [];
     for (const pod of installed.reverse()) {
       try {
-        await backend.uninstall(podTopology(mesh, pod));
+        await backend.uninstall(podTopology(mesh, pod), { cgroupPath: mesh.cgroupDir });
       } catch (err) {
         errors.push(err);
       }

@@ -28,10 +28,22 @@ export interface ProbeServer {
 
 const servers = new Set<ProbeServer>();
 
+/** Spawns `cmd args`, first moving it into the cgroup at `cgroupPath` when one is given. */
+function spawnIn(cgroupPath: string | undefined, cmd: string, args: string[]): ChildProcess {
+  if (cgroupPath === undefined) return spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A cgroup program only sees sockets of processes in its cgroup: join it before exec.
+  return spawn('/bin/sh', ['-c', CGROUP_EXEC, cgroupPath, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** `sh -c CGROUP_EXEC CGROUP CMD ARGS...`: joins CGROUP, then execs CMD. */
+export const CGROUP_EXEC = 'echo $$ > "$0/cgroup.procs" && exec "$@"';
+
 export interface ServeOptions {
   /** Reported as `server` in every reply, e.g. `pod` or `peer`. */
   name: string;
   netnsPath: string;
+  /** Run inside this cgroup (the eBPF backend attaches to a private one). */
+  cgroupPath?: string;
   tcp: number[];
   udp: number[];
   readyTimeoutMs?: number;
@@ -40,7 +52,7 @@ export interface ServeOptions {
 /** Starts a server and resolves once every listener is bound. */
 export function startServer(opts: ServeOptions): Promise<ProbeServer> {
   const args = ['serve', '--name', opts.name, '--netns', opts.netnsPath, '--tcp', opts.tcp.join(','), '--udp', opts.udp.join(',')];
-  const child = spawn(PROBE_PATH, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnIn(opts.cgroupPath, PROBE_PATH, args);
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const server: ProbeServer = {
@@ -94,6 +106,7 @@ export interface ConnectOptions {
   gid?: number;
   timeoutMs?: number;
   tag?: string;
+  cgroupPath?: string;
 }
 
 /** Runs one probe client: connect, send the tag, read the server's reply. */
@@ -106,7 +119,9 @@ export async function probeConnect(opts: ConnectOptions): Promise<ProbeResult> {
   if (opts.tag !== undefined) args.push('--tag', opts.tag);
   let stdout: string;
   try {
-    ({ stdout } = await exec(PROBE_PATH, args, { timeoutMs: (opts.timeoutMs ?? 2000) * 3 + 2000 }));
+    const timeoutMs = (opts.timeoutMs ?? 2000) * 3 + 2000;
+    if (opts.cgroupPath === undefined) ({ stdout } = await exec(PROBE_PATH, args, { timeoutMs }));
+    else ({ stdout } = await exec('/bin/sh', ['-c', CGROUP_EXEC, opts.cgroupPath, PROBE_PATH, ...args], { timeoutMs }));
   } catch (err) {
     // Exit 1 is a reported failure (JSON on stdout); anything else is a harness problem.
     if (!(err instanceof ExecError) || err.code !== 1 || !err.stdout.trim()) throw err;

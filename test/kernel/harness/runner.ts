@@ -1,7 +1,8 @@
 // Runs cases through capture backends in fresh topologies. Every (backend, policy) gets its
 // own pod/peer namespaces: servers first, then the capture, then the cases, then teardown.
 import type { CapturePolicy } from '../../../src/policy/types.js';
-import type { CaptureBackend } from './backend.js';
+import { createCgroup } from '../bpf-fixture.js';
+import type { CaptureBackend, RunEnv } from './backend.js';
 import type { OracleCase } from './cases.js';
 import { isPodLocal, observationOf, type Observation } from './observe.js';
 import { probeConnect, startServer, stopAllServers, type ProbeResult, type ProbeServer } from './probe.js';
@@ -46,10 +47,11 @@ export interface RunOptions {
 }
 
 /** Runs one case in a prepared topology. */
-export async function runCase(topo: Topology, c: OracleCase, opts: RunOptions = {}): Promise<ProbeResult> {
+export async function runCase(topo: Topology, c: OracleCase, opts: RunOptions = {}, env: RunEnv = {}): Promise<ProbeResult> {
   const ns = c.client.netns === 'pod' ? topo.pod : topo.peer;
   return probeConnect({
     netnsPath: ns.path,
+    ...(env.cgroupPath !== undefined ? { cgroupPath: env.cgroupPath } : {}),
     dst: c.conn.dst.ip.includes(':') ? `[${c.conn.dst.ip}]:${c.conn.dst.port}` : `${c.conn.dst.ip}:${c.conn.dst.port}`,
     udp: c.conn.protocol === 'udp',
     tag: c.id,
@@ -69,25 +71,28 @@ export async function runPolicy(
   opts: RunOptions = {},
 ): Promise<Record<string, RunRecord>> {
   const topo = await createTopology();
+  const cgroup = backend.usesCgroup ? createCgroup() : null;
+  const env: RunEnv = cgroup ? { cgroupPath: cgroup.path } : {};
   const servers: ProbeServer[] = [];
   try {
     const ports = serverPorts(policy, cases);
     // Servers first: capture must find its listeners already bound, as in a running pod.
-    servers.push(await startServer({ name: 'pod', netnsPath: topo.pod.path, tcp: ports.podTcp, udp: ports.podUdp }));
-    servers.push(await startServer({ name: 'peer', netnsPath: topo.peer.path, tcp: ports.peerTcp, udp: ports.peerUdp }));
-    await backend.install(topo, policy);
+    servers.push(await startServer({ name: 'pod', netnsPath: topo.pod.path, tcp: ports.podTcp, udp: ports.podUdp, ...env }));
+    servers.push(await startServer({ name: 'peer', netnsPath: topo.peer.path, tcp: ports.peerTcp, udp: ports.peerUdp, ...env }));
+    await backend.install(topo, policy, env);
     const out: Record<string, RunRecord> = {};
     try {
       for (const c of cases) {
-        const raw = await runCase(topo, c, opts);
+        const raw = await runCase(topo, c, opts, env);
         out[c.id] = { backend: backend.name, policyName, caseId: c.id, observation: observationOf(raw), raw };
       }
     } finally {
-      await backend.uninstall(topo);
+      await backend.uninstall(topo, env);
     }
     return out;
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
+    await cgroup?.destroy();
     await topo.destroy();
   }
 }
