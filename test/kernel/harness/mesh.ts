@@ -1,165 +1,73 @@
-// End-to-end mesh: two pods, each with an app on 8080 (uid 1000) and HAProxy as its
-// sidecar proxy (uid/gid 1337), captured by a CaptureBackend. Real HTTP requests go from
-// one pod to the other; the response says which proxy listeners the request crossed, and
-// the app says what it saw. runMeshScenario() runs one backend; the expectation for each
-// request comes from decide() (expectMeshPath), so every backend is held to the spec and
-// two backends can be compared request by request (compareMeshRuns).
+// End-to-end mesh expectations: the workload (src/lab/mesh.ts, two pods with an app and
+// HAProxy each) captured by a CaptureBackend. runMeshScenario() runs one backend; the
+// expectation for each request comes from decide() (expectMeshPath), so every backend is
+// held to the spec and two backends can be compared request by request (compareMeshRuns).
 //
 // Sequence, as in a real pod: namespaces, then the apps and proxies start listening, then
 // the capture is installed in each pod, then the requests, then uninstall and teardown.
-import { execFileSync } from 'node:child_process';
-import { accessSync, constants, copyFileSync, existsSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { findCgroup2Mount } from '../../../src/bpf/system.js';
 import { decide, isLocalAddress } from '../../../src/policy/decide.js';
 import { cidrContains, formatEndpoint, ipFamily } from '../../../src/policy/net.js';
-import type { CapturePolicy, Connection, DecideOptions, Endpoint } from '../../../src/policy/types.js';
+import type { CapturePolicy, Connection, DecideOptions } from '../../../src/policy/types.js';
+import {
+  ipOf,
+  MESH_PROXY,
+  meshRequests,
+  PASSTHROUGH,
+  sendMeshRequest,
+  startMeshWorkloads,
+  type MeshObservation,
+  type MeshRequest,
+  type MeshWorkloads,
+} from '../../../src/lab/mesh.js';
+import { createMeshTopology, destroyAllMeshTopologies, MESH_ADDRESSES, POD_NAMES, reapStaleMeshLeftovers, type MeshPod, type MeshTopology, type PodName } from '../../../src/lab/mesh-topology.js';
+import type { Identity } from '../../../src/lab/pod-process.js';
 import type { CaptureBackend } from './backend.js';
 import { makePolicy } from './cases.js';
-import { HOP_HEADER, ERROR_HEADER, renderHaproxyConfig, startHaproxy, type HaproxyConfigOptions } from './haproxy.js';
-import {
-  createMeshTopology,
-  destroyAllMeshTopologies,
-  MESH_ADDRESSES,
-  podTopology,
-  POD_NAMES,
-  reapStaleMeshLeftovers,
-  type MeshTopology,
-  type PodName,
-} from './mesh-topology.js';
-import { processIdentity, runInPod, startPodProcess, waitForLine, type Identity, type PodProcess, type PodProcessOptions } from './mesh-process.js';
-import { findTool } from './requirements.js';
-import { reapStaleNamespaces } from './topology.js';
+import { reapStaleNamespaces, type Topology } from './topology.js';
 
-export const MESH_APP_PORT = 8080;
-export const MESH_APP: Identity = Object.freeze({ uid: 1000, gid: 1000 });
-/** HAProxy's identity: Istio's default proxy uid, and gid = uid. */
-export const MESH_PROXY: Identity = Object.freeze({ uid: 1337, gid: 1337 });
+export {
+  describePath,
+  MESH_APP,
+  MESH_APP_PORT,
+  MESH_PROXY,
+  meshRequests,
+  meshRequirementsMissing,
+  parseHop,
+  requestUrl,
+  type MeshHop,
+  type MeshObservation,
+  type MeshRequest,
+} from '../../../src/lab/mesh.js';
 
-export const FIXTURES_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
-const APP_SCRIPT = 'mesh-app.mjs';
-const CLIENT_SCRIPT = 'mesh-client.mjs';
-
-// ---------------------------------------------------------------------------------------
-// Requirements
-
-/** Every path component must let "others" through, or uid 1000 cannot run it. */
-function othersCanExecute(path: string): boolean {
-  for (let p = path; ; p = dirname(p)) {
-    try {
-      if ((statSync(p).mode & 0o001) === 0) return false;
-    } catch {
-      return false;
-    }
-    if (p === dirname(p)) return true;
-  }
+/**
+ * A pod of the mesh, shaped as the Topology that CaptureBackend.install() takes: `pod` is
+ * the pod's namespace, `peer` the node namespace. `mesh` carries what a node-scoped backend
+ * (eBPF) needs beyond that: the cgroup every mesh process runs in, and the other pod.
+ */
+export interface MeshPodTopology extends Topology {
+  mesh: { id: string; pod: PodName; cgroupDir: string; pods: Record<PodName, MeshPod> };
 }
 
-export interface MeshRequirementOptions {
-  /** The iptables backend is in the run: iptables-restore and ip6tables-restore. */
-  iptables?: boolean;
-}
-
-/** Everything the mesh needs, as one message naming what is missing; null when all is there. */
-export function meshRequirementsMissing(opts: MeshRequirementOptions = {}): string | null {
-  const missing: string[] = [];
-  if (process.platform !== 'linux') missing.push(`Linux (this is ${process.platform})`);
-  if (process.getuid?.() !== 0) missing.push('root: run the kernel tests as root (they create namespaces and switch uids)');
-  if (!existsSync('/proc/self/ns/net')) missing.push('network namespaces (/proc/self/ns/net)');
-  const tools: [string, string][] = [
-    ['ip', '`ip` from iproute2'],
-    ['ss', '`ss` from iproute2'],
-    ['sysctl', '`sysctl` (procps)'],
-    ['setpriv', '`setpriv` (util-linux): it starts the apps as uid 1000 and HAProxy as uid 1337'],
-    ['haproxy', '`haproxy` (apt-get install haproxy): it plays the sidecar proxy'],
-  ];
-  if (opts.iptables) tools.push(['iptables-restore', '`iptables-restore` (the iptables package)'], ['ip6tables-restore', '`ip6tables-restore` (the iptables package)']);
-  for (const [name, what] of tools) if (!findTool(name)) missing.push(what);
-  const haproxy = findTool('haproxy');
-  if (haproxy) {
-    let vv = '';
-    try {
-      vv = execFileSync(haproxy, ['-vv'], { encoding: 'utf8', timeout: 10_000 });
-    } catch (err) {
-      missing.push(`a working haproxy: \`${haproxy} -vv\` failed: ${(err as Error).message}`);
-    }
-    // SO_ORIGINAL_DST is only read when HAProxy is built with both (src/sock_inet.c).
-    if (vv && !/(\+NETFILTER\b|USE_NETFILTER=1)/.test(vv)) missing.push(`haproxy built with netfilter support (USE_NETFILTER): \`${haproxy} -vv\` lacks +NETFILTER, so it cannot read SO_ORIGINAL_DST`);
-    if (vv && !/(\+TPROXY\b|USE_TPROXY=1|USE_LINUX_TPROXY=1)/.test(vv)) missing.push(`haproxy built with USE_TPROXY: \`${haproxy} -vv\` lacks +TPROXY, so it never asks SO_ORIGINAL_DST`);
-  }
-  if (!findCgroup2Mount()) missing.push('a cgroup2 mount (none in /proc/mounts): every mesh process runs in a private child cgroup');
-  for (const f of [APP_SCRIPT, CLIENT_SCRIPT]) if (!existsSync(join(FIXTURES_DIR, f))) missing.push(`the fixture ${join(FIXTURES_DIR, f)}`);
-  try {
-    accessSync(process.execPath, constants.X_OK);
-    if (!othersCanExecute(process.execPath)) missing.push(`a node binary uid 1000 can run: ${process.execPath} (or a directory above it) is not executable by others`);
-  } catch {
-    missing.push(`the node binary ${process.execPath}`);
-  }
-  return missing.length ? `mesh e2e requirements missing:\n  - ${missing.join('\n  - ')}` : null;
-}
-
-// ---------------------------------------------------------------------------------------
-// Requests
-
-export interface MeshRequest {
-  /** Unique in a run; also the request path (`/<id>`). */
-  id: string;
-  description: string;
-  /** The pod the client runs in, and as whom. */
-  from: PodName;
-  who: Identity;
-  to: Endpoint;
-}
-
-const LOOP = { v4: '127.0.0.1', v6: '::1' } as const;
-const PASSTHROUGH = { 4: '127.0.0.6', 6: '::6' } as const;
-
-/** The default requests, each for IPv4 and IPv6. */
-export function meshRequests(): MeshRequest[] {
-  const a = MESH_ADDRESSES.a;
-  const b = MESH_ADDRESSES.b;
-  return (['v4', 'v6'] as const).flatMap((v): MeshRequest[] => [
-    {
-      id: `app-a-to-pod-b-${v}`,
-      description: "a's app → b's pod IP: a's outbound listener, then b's inbound listener, then b's app from the passthrough source",
-      from: 'a',
-      who: MESH_APP,
-      to: { ip: b[v], port: MESH_APP_PORT },
+/** The Topology a CaptureBackend installs into, for one pod of the mesh. */
+export function podTopology(mesh: MeshTopology, name: PodName): MeshPodTopology {
+  const pod = mesh.pods[name];
+  const other = mesh.pods[name === 'a' ? 'b' : 'a'];
+  return {
+    id: `${mesh.id}-${name}`,
+    pod: pod.netns,
+    peer: mesh.node,
+    addrs: {
+      pod4: pod.addrs.v4,
+      pod6: pod.addrs.v6,
+      peer4: MESH_ADDRESSES.node.v4,
+      peer6: MESH_ADDRESSES.node.v6,
+      remote4: other.addrs.v4,
+      remote6: other.addrs.v6,
     },
-    {
-      id: `app-b-to-pod-a-${v}`,
-      description: 'the same, the other way round',
-      from: 'b',
-      who: MESH_APP,
-      to: { ip: a[v], port: MESH_APP_PORT },
-    },
-    {
-      id: `app-a-to-own-pod-ip-${v}`,
-      description: "a's app → a's own pod IP: direct (an app connection to a local address is never captured)",
-      from: 'a',
-      who: MESH_APP,
-      to: { ip: a[v], port: MESH_APP_PORT },
-    },
-    {
-      id: `app-a-to-loopback-${v}`,
-      description: "a's app → loopback: direct",
-      from: 'a',
-      who: MESH_APP,
-      to: { ip: LOOP[v], port: MESH_APP_PORT },
-    },
-    {
-      id: `proxy-uid-a-to-pod-b-${v}`,
-      description: "a client with the proxy's uid in a → b's pod IP: not through a's outbound listener, straight to b's inbound capture",
-      from: 'a',
-      who: MESH_PROXY,
-      to: { ip: b[v], port: MESH_APP_PORT },
-    },
-  ]);
-}
-
-export function requestUrl(r: MeshRequest): string {
-  return `http://${formatEndpoint(r.to)}/${r.id}`;
+    // The mesh owns the namespaces: runMeshScenario destroys them after uninstall.
+    destroy: async () => {},
+    mesh: { id: mesh.id, pod: name, cgroupDir: mesh.cgroupDir, pods: mesh.pods },
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -263,105 +171,6 @@ export function expectMeshPath(policies: Record<PodName, CapturePolicy>, r: Mesh
 }
 
 // ---------------------------------------------------------------------------------------
-// Observations: what one request did
-
-export interface MeshHop {
-  pod: string;
-  listener: string;
-  port: number;
-  family: number;
-  /** The client address HAProxy saw on the accepted connection. */
-  peer: string;
-  /**
-   * HAProxy's `dst` for the accepted connection: SO_ORIGINAL_DST for IPv4; for IPv6 plain
-   * getsockname(), because HAProxy never asks IP6T_SO_ORIGINAL_DST.
-   */
-  kernelDst: string;
-  /** The upstream connection HAProxy made: its source IP and its destination. */
-  forwardedFrom: string;
-  forwardedTo: string;
-}
-
-export interface MeshObservation {
-  id: string;
-  ok: boolean;
-  error?: string;
-  status?: number;
-  /** Proxy hops in request order (from the `x-sluice-hop` response headers). */
-  hops: MeshHop[];
-  /** The app's answer: which app, the peer and local endpoints it saw, the path, and `x-sluice-via`. */
-  app: { pod: string; peer: string; local: string; path: string; via: string[]; uid: number } | null;
-  /** getpeername() on the client's own socket: capture must not change it. */
-  clientPeer: string;
-  /** The client's uid, as the client process reported it. */
-  clientUid?: number;
-}
-
-function ipOf(endpoint: string): string {
-  const m = /^\[(.*)\]:\d+$/.exec(endpoint) ?? /^(.*):\d+$/.exec(endpoint);
-  return m ? m[1]! : endpoint;
-}
-
-function endpointOf(ip: string, port: string | undefined): string {
-  if (!ip) return '';
-  return ip.includes(':') ? `[${ip}]:${port ?? ''}` : `${ip}:${port ?? ''}`;
-}
-
-export function parseHop(value: string): MeshHop {
-  const kv = new Map(value.split(/\s+/).map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)] as const));
-  return {
-    pod: kv.get('pod') ?? '',
-    listener: kv.get('listener') ?? '',
-    port: Number(kv.get('port')),
-    family: Number(kv.get('family')),
-    peer: kv.get('peer') ?? '',
-    kernelDst: endpointOf(kv.get('kdst') ?? '', kv.get('kport')),
-    forwardedFrom: kv.get('fwd-src') ?? '',
-    forwardedTo: endpointOf(kv.get('fwd-dst') ?? '', kv.get('fwd-port')),
-  };
-}
-
-interface ClientReport {
-  ok: boolean;
-  error?: string;
-  status?: number;
-  rawHeaders?: string[];
-  body?: string;
-  clientPeer?: string;
-  uid?: number;
-}
-
-function observationOf(r: MeshRequest, code: number | null, stdout: string, stderr: string): MeshObservation {
-  const base: MeshObservation = { id: r.id, ok: false, hops: [], app: null, clientPeer: '' };
-  let report: ClientReport;
-  try {
-    report = JSON.parse(stdout.trim()) as ClientReport;
-  } catch {
-    return { ...base, error: `client exited ${code} without a report: ${(stderr || stdout).trim() || '(no output)'}` };
-  }
-  const obs: MeshObservation = { ...base, clientPeer: report.clientPeer ?? '', ...(report.uid !== undefined ? { clientUid: report.uid } : {}) };
-  if (!report.ok) return { ...obs, error: report.error ?? 'request failed' };
-  obs.status = report.status;
-  const headers: [string, string][] = [];
-  const raw = report.rawHeaders ?? [];
-  for (let i = 0; i + 1 < raw.length; i += 2) headers.push([raw[i]!.toLowerCase(), raw[i + 1]!]);
-  // Each proxy appends its hop on the way back: the last header is the first hop.
-  obs.hops = headers.filter(([k]) => k === HOP_HEADER).map(([, v]) => parseHop(v)).reverse();
-  if (report.status !== 200) {
-    const why = headers.find(([k]) => k === ERROR_HEADER)?.[1] ?? report.body?.trim() ?? '';
-    return { ...obs, error: `HTTP ${report.status}${why ? `: ${why}` : ''}` };
-  }
-  try {
-    const body = JSON.parse(report.body ?? '') as { pod: string; peer: string; local: string; path: string; via?: string; uid: number };
-    obs.app = { pod: body.pod, peer: body.peer, local: body.local, path: body.path, via: body.via ? body.via.split(/,\s*/) : [], uid: body.uid };
-    obs.ok = true;
-  } catch {
-    obs.error = `the app's answer is not JSON: ${report.body}`;
-  }
-  return obs;
-}
-
-// ---------------------------------------------------------------------------------------
 // Views: the fields the spec fixes, in one shape for observations and expectations
 
 /**
@@ -420,13 +229,6 @@ export function expectedView(r: MeshRequest, e: MeshExpectation): MeshPathView {
   };
 }
 
-/** One line per request: `a/outbound:15001 → b/inbound:15006 → b app (peer 127.0.0.6, local 10.1.0.3:8080)`. */
-export function describePath(o: MeshObservation): string {
-  if (!o.ok) return `${o.id}: FAILED ${o.error}${o.hops.length ? ` after ${o.hops.map((h) => `${h.pod}/${h.listener}:${h.port}`).join(' → ')}` : ''}`;
-  const hops = o.hops.map((h) => `${h.pod}/${h.listener}:${h.port} (peer ${h.peer}, dst ${h.kernelDst} → ${h.forwardedFrom} → ${h.forwardedTo})`);
-  return `${o.id}: ${[...hops, `${o.app!.pod} app (peer ${o.app!.peer}, local ${o.app!.local})`].join(' → ')}`;
-}
-
 // ---------------------------------------------------------------------------------------
 // The scenario
 
@@ -474,36 +276,13 @@ export async function runMeshScenario(backend: CaptureBackend, policyA: CaptureP
   if (ids.size !== requests.length) throw new Error('runMeshScenario: request ids must be unique');
 
   const mesh = await createMeshTopology();
-  const processes: PodProcess[] = [];
+  let workloads: MeshWorkloads | null = null;
   const installed: PodName[] = [];
   let failed = true;
   try {
-    for (const f of [APP_SCRIPT, CLIENT_SCRIPT]) copyFileSync(join(FIXTURES_DIR, f), join(mesh.workDir, f));
-    const procOpts = (pod: PodName, who: Identity): PodProcessOptions => ({ netns: mesh.pods[pod].netns, cgroupDir: mesh.cgroupDir, who, cwd: mesh.workDir });
-
     // Listeners first, as in a running pod: the apps, then the proxies.
-    const apps = {} as Record<PodName, Identity>;
-    const proxies = {} as Record<PodName, Identity & { log: string }>;
-    const haproxies = {} as Record<PodName, PodProcess>;
-    for (const pod of POD_NAMES) {
-      const app = startPodProcess(`app in pod ${pod}`, procOpts(pod, MESH_APP), process.execPath, [join(mesh.workDir, APP_SCRIPT), pod, String(MESH_APP_PORT)]);
-      processes.push(app);
-      await waitForLine(app, 'ready', 10_000);
-      apps[pod] = await processIdentity(app.pid);
-
-      const cfg: HaproxyConfigOptions = { pod, outboundPort: policies[pod].ports.outbound, inboundPort: policies[pod].ports.inbound };
-      const cfgPath = join(mesh.workDir, `haproxy-${pod}.cfg`);
-      writeFileSync(cfgPath, renderHaproxyConfig(cfg), { mode: 0o644 });
-      const ha = await startHaproxy(cfg, cfgPath, procOpts(pod, MESH_PROXY));
-      processes.push(ha);
-      haproxies[pod] = ha;
-    }
-    for (const pod of POD_NAMES) {
-      const id = await processIdentity(haproxies[pod].pid);
-      proxies[pod] = { ...id, log: '' };
-      if (id.uid !== MESH_PROXY.uid || id.gid !== MESH_PROXY.gid) throw new Error(`HAProxy in pod ${pod} runs as uid ${id.uid} gid ${id.gid}, not ${MESH_PROXY.uid}/${MESH_PROXY.gid}`);
-      if (apps[pod].uid !== MESH_APP.uid) throw new Error(`the app in pod ${pod} runs as uid ${apps[pod].uid}, not ${MESH_APP.uid}`);
-    }
+    workloads = await startMeshWorkloads(mesh, { a: policies.a.ports, b: policies.b.ports });
+    const w = workloads;
 
     // Then the capture.
     for (const pod of POD_NAMES) {
@@ -513,11 +292,9 @@ export async function runMeshScenario(backend: CaptureBackend, policyA: CaptureP
 
     const observations: Record<string, MeshObservation> = {};
     const timeout = opts.clientTimeoutMs ?? 3000;
-    for (const r of requests) {
-      const res = await runInPod(procOpts(r.from, r.who), process.execPath, [join(mesh.workDir, CLIENT_SCRIPT), requestUrl(r), String(timeout)], timeout + 10_000);
-      observations[r.id] = observationOf(r, res.code, res.stdout, res.stderr);
-    }
-    for (const pod of POD_NAMES) proxies[pod].log = haproxies[pod].output();
+    for (const r of requests) observations[r.id] = await sendMeshRequest(w, r, timeout);
+    const proxies = {} as Record<PodName, Identity & { log: string }>;
+    for (const pod of POD_NAMES) proxies[pod] = { ...w.proxies[pod], log: w.haproxies[pod].output() };
     failed = false;
     return {
       backend: backend.name,
@@ -527,7 +304,7 @@ export async function runMeshScenario(backend: CaptureBackend, policyA: CaptureP
       observations,
       ifnames: { a: mesh.pods.a.netns.ifname, b: mesh.pods.b.netns.ifname },
       proxies,
-      apps,
+      apps: w.apps,
     };
   } finally {
     const errors: unknown[] = [];
@@ -538,7 +315,7 @@ export async function runMeshScenario(backend: CaptureBackend, policyA: CaptureP
         errors.push(err);
       }
     }
-    await Promise.all(processes.map((p) => p.stop()));
+    await Promise.all((workloads?.processes ?? []).map((p) => p.stop()));
     await mesh.destroy();
     // An uninstall failure is a test failure, but only after everything is cleaned up,
     // and never in place of the error that is already on its way out.

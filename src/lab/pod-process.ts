@@ -5,8 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { exec } from './exec.js';
-import { tool } from './requirements.js';
-import type { Netns } from './topology.js';
+import type { Netns } from './netns.js';
+import { tool } from './tools.js';
 
 export interface Identity {
   uid: number;

@@ -6,10 +6,9 @@
 //                                                  ├── node [bridge 10.1.0.1/24 fd00::1/64]
 //   pod b [lo: ::6]  veth 10.1.0.3/24 fd00::3/64 ──┘
 //
-// Pod a's addresses are the ones the spec's reference outcomes use (topology.ts ADDRESSES).
 // Nothing is created in the host namespace: each veth is born inside its pod namespace
 // with its other end in the node namespace, the bridge lives in the node namespace, and
-// every name starts with `sluice-test-<pid>-` so reapStaleNamespaces() (topology.ts)
+// every name starts with `sluice-test-<pid>-` so reapStaleNamespaces() (netns.ts)
 // finds what a killed run left behind. The cgroup is a child of the cgroup2 root: nothing
 // is attached to the root itself. It exists so that a backend whose programs attach to a
 // cgroup (eBPF) sees every socket of the mesh.
@@ -17,10 +16,10 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { findCgroup2Mount } from '../../../src/bpf/system.js';
+import { findCgroup2Mount } from '../bpf/system.js';
 import { exec } from './exec.js';
-import { tool } from './requirements.js';
-import { ADDRESSES, deleteNetns, NETNS_PREFIX, pidAlive, waitUsable, type Netns, type Topology } from './topology.js';
+import { deleteNetns, NETNS_PREFIX, pidAlive, waitUsable, type Netns } from './netns.js';
+import { tool } from './tools.js';
 
 export type PodName = 'a' | 'b';
 export const POD_NAMES: readonly PodName[] = Object.freeze(['a', 'b']);
@@ -31,7 +30,8 @@ export interface PodAddresses {
 }
 
 export const MESH_ADDRESSES: Readonly<Record<PodName | 'node', PodAddresses>> = Object.freeze({
-  a: { v4: ADDRESSES.pod4, v6: ADDRESSES.pod6 },
+  // Pod a has the pod addresses of the oracle topology (test/kernel/harness/topology.ts).
+  a: { v4: '10.1.0.2', v6: 'fd00::2' },
   b: { v4: '10.1.0.3', v6: 'fd00::3' },
   node: { v4: '10.1.0.1', v6: 'fd00::1' },
 });
@@ -53,15 +53,6 @@ export interface MeshTopology {
   workDir: string;
   /** Kills everything in the cgroup and the namespaces, deletes them and the work dir. Idempotent; never throws. */
   destroy(): Promise<void>;
-}
-
-/**
- * A pod of the mesh, shaped as the Topology that CaptureBackend.install() takes: `pod` is
- * the pod's namespace, `peer` the node namespace. `mesh` carries what a node-scoped backend
- * (eBPF) needs beyond that: the cgroup every mesh process runs in, and the other pod.
- */
-export interface MeshPodTopology extends Topology {
-  mesh: { id: string; pod: PodName; cgroupDir: string; pods: Record<PodName, MeshPod> };
 }
 
 const live = new Set<MeshTopology>();
@@ -148,28 +139,6 @@ export async function createMeshTopology(): Promise<MeshTopology> {
     await topo.destroy();
     throw err;
   }
-}
-
-/** The Topology a CaptureBackend installs into, for one pod of the mesh. */
-export function podTopology(mesh: MeshTopology, name: PodName): MeshPodTopology {
-  const pod = mesh.pods[name];
-  const other = mesh.pods[name === 'a' ? 'b' : 'a'];
-  return {
-    id: `${mesh.id}-${name}`,
-    pod: pod.netns,
-    peer: mesh.node,
-    addrs: {
-      pod4: pod.addrs.v4,
-      pod6: pod.addrs.v6,
-      peer4: MESH_ADDRESSES.node.v4,
-      peer6: MESH_ADDRESSES.node.v6,
-      remote4: other.addrs.v4,
-      remote6: other.addrs.v6,
-    },
-    // The mesh owns the namespaces: runMeshScenario destroys them after uninstall.
-    destroy: async () => {},
-    mesh: { id: mesh.id, pod: name, cgroupDir: mesh.cgroupDir, pods: mesh.pods },
-  };
 }
 
 function cgroupProcs(dir: string): number[] {

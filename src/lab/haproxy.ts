@@ -17,8 +17,8 @@
 // same pod's same listener twice, or whose destination is a proxy port, is a capture loop:
 // HAProxy answers 508 at once instead of looping until it runs out of connections.
 import type { PodName } from './mesh-topology.js';
-import { startPodProcess, waitListening, type PodProcess, type PodProcessOptions } from './mesh-process.js';
-import { tool } from './requirements.js';
+import { startPodProcess, waitListening, type PodProcess, type PodProcessOptions } from './pod-process.js';
+import { tool } from './tools.js';
 
 export const HOP_HEADER = 'x-sluice-hop';
 export const VIA_HEADER = 'x-sluice-via';
