@@ -100,6 +100,17 @@ program
     process.exitCode = await (await kernel()).runDoctorCommand(opts);
   });
 
+program
+  .command('demo')
+  .description('two pods with HAProxy sidecars (uid 1337) captured by a live daemon: real traffic, the path each request took, then cleanup')
+  .option('--json', 'print one JSON report')
+  .action(async (opts: { json?: boolean }) => {
+    const { runDemo } = await import('../demo/demo.js');
+    const report = await runDemo(opts);
+    if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    process.exitCode = report.ok ? 0 : 1;
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

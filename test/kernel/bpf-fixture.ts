@@ -6,14 +6,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, uninstall } from '../../src/bpf/loader.js';
+import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT } from '../../src/bpf/loader.js';
+import { pidAlive } from '../../src/lab/netns.js';
+import { BPFFS_ROOT, reapStalePinDirs, removePinDir } from '../../src/lab/pins.js';
+
+export { BPFFS_ROOT } from '../../src/lab/pins.js';
 import { NETNS_LIBRARY } from '../../src/bpf/netns.js';
 import { bpffsMountFor, ensureBpffs, findCgroup2Mount } from '../../src/bpf/system.js';
 import { CGROUP_EXEC, probeConnect, startServer as startProbeServer, type ConnectOptions, type ProbeResult, type ProbeServer, type ServerReply } from './harness/probe.js';
 import { findTool, PROBE_PATH } from './harness/requirements.js';
 
 export const TEST_PREFIX = 'sluice-test-';
-export const BPFFS_ROOT = '/sys/fs/bpf';
 
 /** Everything the BPF kernel tests need, as one message; null when all is there. */
 export function bpfRequirementsMissing(): string | null {
@@ -91,38 +94,17 @@ export function createCgroup(): TestCgroup {
 /** A fresh bpffs directory for one test; removal detaches whatever is pinned in it. */
 export function createBpffsDir(): { path: string; destroy(): void } {
   const path = join(BPFFS_ROOT, uniqueName());
-  return {
-    path,
-    destroy() {
-      if (!existsSync(path)) return;
-      try {
-        uninstall(path);
-      } finally {
-        // Pins of an unexpected shape: removing them drops the last reference anyway.
-        if (existsSync(path)) rmSync(path, { recursive: true, force: true });
-      }
-    },
-  };
+  return { path, destroy: () => removePinDir(path) };
 }
 
 /** Removes sluice-test-<pid>-* cgroups and pins left by dead test processes. */
 export function reapStale(): string[] {
   const reaped: string[] = [];
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
-  const stale = (name: string) => {
-    const m = new RegExp(`^${TEST_PREFIX}(\\d+)-`).exec(name);
-    return m !== null && Number(m[1]) !== process.pid && !alive(Number(m[1]));
-  };
   const mount = findCgroup2Mount();
   if (mount) {
-    for (const name of readdirSync(mount).filter(stale)) {
+    for (const name of readdirSync(mount)) {
+      const m = new RegExp(`^${TEST_PREFIX}(\\d+)-`).exec(name);
+      if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
       const p = join(mount, name);
       if (procsOf(p).length === 0 && statSync(p).isDirectory()) {
         rmdirSync(p);
@@ -130,18 +112,7 @@ export function reapStale(): string[] {
       }
     }
   }
-  if (existsSync(BPFFS_ROOT)) {
-    for (const name of readdirSync(BPFFS_ROOT).filter(stale)) {
-      const p = join(BPFFS_ROOT, name);
-      try {
-        uninstall(p);
-      } finally {
-        rmSync(p, { recursive: true, force: true });
-      }
-      reaped.push(p);
-    }
-  }
-  return reaped;
+  return [...reaped, ...reapStalePinDirs(BPFFS_ROOT)];
 }
 
 /** Runs `cmd args` as a process of `cgroup`: it joins the cgroup before exec. */
