@@ -3,39 +3,13 @@
  * cgroup/connect4, cgroup/connect6: the outbound decision (capture-spec.md steps 1-10).
  * A captured connect is rewritten to the proxy's port, and the original destination is
  * kept in the socket's storage for getpeername and, once established, for the proxy.
+ * A UDP connect to port 53 with DNS capture on is captured the same way (REDIRECT
+ * captures connected and unconnected UDP alike); dns.bpf.c does unconnected datagrams
+ * and restores the source of the replies.
  */
-#include "decide.h"
-#include "owner.h"
+#include "dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-/*
- * The address the rewritten connect goes to. It decides the source address the kernel
- * picks, which the proxy sees as the peer: REDIRECT keeps the source chosen for the
- * original destination. A loopback destination keeps 127.0.0.1 / ::1 (REDIRECT's own
- * target); another local address (the hairpin) is kept as is; a remote destination goes
- * to the pod's own IP of that family, whose local route has the pod IP as source, like
- * the route to the remote. Without a pod IP of that family: loopback.
- */
-static __always_inline void proxy_address(const struct sluice_pod_policy *p, const struct outbound_conn *c,
-					  int local, struct endpoint *to)
-{
-	*to = c->dst;
-	if (local && !endpoint_is_loopback(&c->dst))
-		return;
-	if (!local && c->dst.family == SLUICE_FAMILY_IPV4 && p->n_ip4 > 0) {
-		endpoint_set4(to, p->ip4[0], 0);
-		return;
-	}
-	if (!local && c->dst.family == SLUICE_FAMILY_IPV6 && p->n_ip6 > 0) {
-		endpoint_set6(to, p->ip6[0][0], p->ip6[0][1], p->ip6[0][2], p->ip6[0][3], 0);
-		return;
-	}
-	if (c->dst.family == SLUICE_FAMILY_IPV4)
-		endpoint_set4(to, bpf_htonl(IPV4_LOOP_HOST), 0);
-	else
-		endpoint_set6(to, 0, 0, 0, bpf_htonl(IPV6_LOOP_HOST_LAST), 0);
-}
 
 /* The socket's storage no longer describes a capture (a reconnect that passes). */
 static __always_inline void forget_capture(struct bpf_sock *sk)
@@ -46,13 +20,16 @@ static __always_inline void forget_capture(struct bpf_sock *sk)
 		st->flags &= ~SLUICE_SOCK_CAPTURED;
 }
 
-/* Returns SYS_PROCEED or SYS_REJECT; fills `to` when the connect is to be rewritten. */
-static __always_inline int sock_xlate_connect(struct bpf_sock_addr *ctx, struct outbound_conn *c, struct endpoint *to)
+/* Returns SYS_PROCEED or SYS_REJECT. On capture, fills `to` (port != 0) with where the
+ * connect goes instead, and `src` (family != 0) with the source to bind first. */
+static __always_inline int sock_xlate_connect(struct bpf_sock_addr *ctx, struct outbound_conn *c, struct endpoint *to,
+					      struct endpoint *src)
 {
 	const struct sluice_pod_policy *p = pod_policy(bpf_get_netns_cookie(ctx));
 	struct bpf_sock *sk = ctx->sk;
 	struct sluice_sock_state *st;
 	struct decision d;
+	__u64 cookie;
 
 	if (!p) {
 		count(SLUICE_COUNTER_CONNECT_NO_POLICY);
@@ -60,19 +37,18 @@ static __always_inline int sock_xlate_connect(struct bpf_sock_addr *ctx, struct 
 	}
 	if (!sk)
 		return SYS_PROCEED;
-	/* UDP is only ever captured for DNS, which needs the sendmsg/recvmsg hooks too. */
-	if (ctx->protocol != IPPROTO_TCP) {
-		if ((p->flags & SLUICE_POLICY_DNS_CAPTURE) && c->dst.port == bpf_htons(DNS_PORT))
-			count(SLUICE_COUNTER_CONNECT_UDP_DEFERRED);
-		return SYS_PROCEED;
+	c->tcp = ctx->protocol == IPPROTO_TCP;
+	if (c->tcp) {
+		tcp_socket_owner(sk, &c->uid, &c->gid);
+		d = decide_outbound(p, c);
+		count_decision(d.outcome, d.step);
+	} else if (!decide_udp(p, sk, c, &d)) {
+		d.outcome = SLUICE_OUTCOME_PASS;
 	}
-	c->tcp = 1;
-	tcp_socket_owner(sk, &c->uid, &c->gid);
-
-	d = decide_outbound(p, c);
-	count_decision(d.outcome, d.step);
 	if (d.outcome == SLUICE_OUTCOME_PASS) {
 		forget_capture(sk);
+		if (!c->tcp)
+			dns_forget(sk);
 		return SYS_PROCEED;
 	}
 
@@ -82,31 +58,59 @@ static __always_inline int sock_xlate_connect(struct bpf_sock_addr *ctx, struct 
 		count(SLUICE_COUNTER_SOCK_STORAGE_FAILED);
 		return SYS_REJECT;
 	}
-	addr_copy(st->orig.addr, c->dst.addr);
-	st->orig.port = c->dst.port;
-	st->orig.family = c->dst.family;
-	st->orig.outcome = d.outcome;
-	st->orig.step = d.step;
-	st->orig.owner_cookie = bpf_get_socket_cookie(ctx);
+	cookie = bpf_get_socket_cookie(ctx);
+	redirect_target(p, c, &d, to, src);
+	if (!c->tcp && !dns_remember(sk, c, &d, to, cookie)) {
+		forget_capture(sk);
+		return SYS_REJECT;
+	}
+	orig_dst_set(&st->orig, c, &d, cookie);
 	st->flags = SLUICE_SOCK_CAPTURED;
-
-	proxy_address(p, c, is_local_address(p, &c->dst), to);
-	to->port = d.port;
 	return SYS_PROCEED;
+}
+
+/* Binds a captured DNS connect to the source REDIRECT would have kept (redirect.h). The
+ * port stays 0: the kernel picks it at connect, as for an unbound socket. Unlike the
+ * source an unbound UDP socket gets at connect, this one stays if the socket is later
+ * disconnected and connected elsewhere. */
+static __always_inline void bind_source(struct bpf_sock_addr *ctx, const struct endpoint *src)
+{
+	long err;
+
+	if (ctx->family == AF_INET) {
+		struct bind_addr4 a = { .family = AF_INET, .addr = src->addr[0] };
+
+		err = bpf_bind(ctx, (struct sockaddr *)&a, sizeof(a));
+	} else {
+		struct bind_addr6 a = { .family = AF_INET6 };
+
+		if (src->family == SLUICE_FAMILY_IPV4) {
+			a.addr[2] = bpf_htonl(IPV4_MAPPED_WORD2);
+			a.addr[3] = src->addr[0];
+		} else {
+			addr_copy(a.addr, src->addr);
+		}
+		err = bpf_bind(ctx, (struct sockaddr *)&a, sizeof(a));
+	}
+	/* Already bound to a port (bind to 0.0.0.0:N): the proxy sees a loopback peer. */
+	if (err)
+		count(SLUICE_COUNTER_DNS_BIND_FAILED);
 }
 
 SEC("cgroup/connect4")
 int sluice_connect4(struct bpf_sock_addr *ctx)
 {
 	struct outbound_conn c = {};
-	struct endpoint to = {};
+	struct endpoint to = {}, src = {};
 	int ret;
 
 	endpoint_set4(&c.dst, ctx->user_ip4, (__be16)ctx->user_port);
 	if (ctx->sk && ctx->sk->src_ip4)
 		endpoint_set4(&c.src, ctx->sk->src_ip4, 0);
-	ret = sock_xlate_connect(ctx, &c, &to);
-	if (to.port) {
+	ret = sock_xlate_connect(ctx, &c, &to, &src);
+	if (ret == SYS_PROCEED && to.port) {
+		if (src.family)
+			bind_source(ctx, &src);
 		ctx->user_ip4 = to.addr[0];
 		ctx->user_port = to.port;
 	}
@@ -117,7 +121,7 @@ SEC("cgroup/connect6")
 int sluice_connect6(struct bpf_sock_addr *ctx)
 {
 	struct outbound_conn c = {};
-	struct endpoint to = {};
+	struct endpoint to = {}, src = {};
 	struct bpf_sock *sk = ctx->sk;
 	int ret;
 
@@ -125,8 +129,10 @@ int sluice_connect6(struct bpf_sock_addr *ctx)
 		      (__be16)ctx->user_port);
 	if (sk && (sk->src_ip6[0] | sk->src_ip6[1] | sk->src_ip6[2] | sk->src_ip6[3]))
 		endpoint_set6(&c.src, sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3], 0);
-	ret = sock_xlate_connect(ctx, &c, &to);
-	if (to.port) {
+	ret = sock_xlate_connect(ctx, &c, &to, &src);
+	if (ret == SYS_PROCEED && to.port) {
+		if (src.family)
+			bind_source(ctx, &src);
 		if (to.family == SLUICE_FAMILY_IPV4) {
 			/* A v4-mapped destination stays v4-mapped. */
 			ctx->user_ip6[0] = 0;

@@ -73,6 +73,13 @@ struct {
 } sluice_socks SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sluice_dns_state);
+} sluice_dns SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, 4 * SLUICE_DEFAULT_PODS);
 	__type(key, struct sluice_listener_key);

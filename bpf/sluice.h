@@ -70,7 +70,7 @@ enum sluice_step {
 enum sluice_counter {
 	SLUICE_COUNTER_PASS_BASE = SLUICE_STEP_COUNT,
 	SLUICE_COUNTER_CONNECT_NO_POLICY = 2 * SLUICE_STEP_COUNT, /* connect in a netns with no policy */
-	SLUICE_COUNTER_CONNECT_UDP_DEFERRED,   /* a UDP DNS capture decision (not wired yet) */
+	SLUICE_COUNTER_DNS_REPLY_RESTORED,     /* a DNS listener's reply reported as from the original server */
 	SLUICE_COUNTER_SOCK_STORAGE_FAILED,    /* no socket storage for a captured socket */
 	SLUICE_COUNTER_CONN_MAP_FULL,          /* original-destination map update failed */
 	SLUICE_COUNTER_CONN_RECORDED,          /* record moved to its connection key */
@@ -85,6 +85,7 @@ enum sluice_counter {
 	SLUICE_COUNTER_INBOUND_NO_LISTENER,    /* captured inbound, no proxy listener: refused */
 	SLUICE_COUNTER_INBOUND_ASSIGN_FAILED,  /* bpf_sk_assign refused the listener */
 	SLUICE_COUNTER_SK_LOOKUP_NO_POLICY,    /* sk_lookup linked to a netns whose policy is gone */
+	SLUICE_COUNTER_DNS_BIND_FAILED,        /* captured DNS connect: the source could not be set */
 	SLUICE_COUNTER_MAX,
 };
 
@@ -214,6 +215,18 @@ struct sluice_sock_state {
 	__u32 flags; /* enum sluice_sock_flag */
 	__u32 _pad0;
 	struct sluice_conn_key conn; /* valid with SLUICE_SOCK_CONN_RECORDED */
+};
+
+/* UDP DNS capture of one socket, socket storage sluice_dns (freed with the socket). The
+ * socket's captured datagrams go to `listener` (P_DNS); a datagram it receives from there
+ * is reported as coming from `orig`, the server the app addressed, as REDIRECT's reverse
+ * NAT does. One record per socket: the last captured destination wins (see dns.bpf.c). */
+struct sluice_dns_state {
+	struct sluice_orig_dst orig;
+	__be32 listener[SLUICE_ADDR_WORDS];
+	__be16 listener_port;
+	__u8 listener_family; /* enum sluice_family; 0: no record */
+	__u8 _pad0[5];
 };
 
 /* Proxy listeners, sockhash sluice_listen: the sockets inbound steering hands

@@ -73,7 +73,7 @@ export const STEP_NAMES: Record<number, string> = {
 export const COUNTER = {
   PASS_BASE: STEP.COUNT,
   CONNECT_NO_POLICY: 2 * STEP.COUNT,
-  CONNECT_UDP_DEFERRED: 2 * STEP.COUNT + 1,
+  DNS_REPLY_RESTORED: 2 * STEP.COUNT + 1,
   SOCK_STORAGE_FAILED: 2 * STEP.COUNT + 2,
   CONN_MAP_FULL: 2 * STEP.COUNT + 3,
   CONN_RECORDED: 2 * STEP.COUNT + 4,
@@ -88,7 +88,8 @@ export const COUNTER = {
   INBOUND_NO_LISTENER: 2 * STEP.COUNT + 13,
   INBOUND_ASSIGN_FAILED: 2 * STEP.COUNT + 14,
   SK_LOOKUP_NO_POLICY: 2 * STEP.COUNT + 15,
-  MAX: 2 * STEP.COUNT + 16,
+  DNS_BIND_FAILED: 2 * STEP.COUNT + 16,
+  MAX: 2 * STEP.COUNT + 17,
 } as const;
 
 /** Counter index → the name readCounters() reports. */
@@ -138,6 +139,7 @@ export const LAYOUTS = {
   sluice_orig_dst: { size: 32, offsets: { addr: 0, port: 16, family: 18, outcome: 19, step: 20, owner_cookie: 24 } },
   sluice_conn_key: { size: 48, offsets: { netns_cookie: 0, src: 8, dst: 24, sport: 40, dport: 42, family: 44 } },
   sluice_sock_state: { size: 88, offsets: { orig: 0, flags: 32, conn: 40 } },
+  sluice_dns_state: { size: 56, offsets: { orig: 0, listener: 32, listener_port: 48, listener_family: 50 } },
   sluice_listener_key: { size: 16, offsets: { netns_cookie: 0, port: 8, family: 10 } },
   sluice_sk_lookup_config: { size: 8, offsets: { netns_cookie: 0 } },
 } as const satisfies Record<string, Layout>;

@@ -17,7 +17,7 @@ import { ensureBpffs, findCgroup2Mount } from './system.js';
 export const DEFAULT_BPFFS_DIR = '/sys/fs/bpf/sluice';
 export const DEFAULT_OBJECT_DIR = fileURLToPath(new URL('../../bpf/build/', import.meta.url));
 
-export const MAP_NAMES = ['sluice_pods', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_conns', 'sluice_socks', 'sluice_listen', 'sluice_counters'] as const;
+export const MAP_NAMES = ['sluice_pods', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_conns', 'sluice_socks', 'sluice_dns', 'sluice_listen', 'sluice_counters'] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 /** The cgroup programs: object file (bpf/build/<object>.bpf.o) and program name. */
@@ -28,6 +28,11 @@ export const CGROUP_PROGRAMS = [
   { object: 'getpeername', program: 'sluice_getpeername6' },
   { object: 'sockops', program: 'sluice_sockops' },
   { object: 'getsockopt', program: 'sluice_getsockopt' },
+  // UDP DNS capture: datagrams sent with an address, and the replies' source.
+  { object: 'dns', program: 'sluice_sendmsg4' },
+  { object: 'dns', program: 'sluice_sendmsg6' },
+  { object: 'dns', program: 'sluice_recvmsg4' },
+  { object: 'dns', program: 'sluice_recvmsg6' },
 ] as const;
 
 export const SK_LOOKUP_OBJECT = 'sk_lookup';
