@@ -33,11 +33,19 @@ export class NetnsError extends Error {
   }
 }
 
+/** The `sluice run` flag that sizes each map; the set maps have a fixed size. */
+const CAPACITY_FLAG: Record<string, string> = { sluice_pods: '--max-pods', sluice_listen: '--max-pods', sluice_conns: '--max-connections' };
+
 /** A map that cannot take another entry. Counted and reported, never silent. */
 export class MapFullError extends Error {
   override readonly name = 'MapFullError';
   readonly code = 'MAP_FULL';
   constructor(readonly map: string, capacity: number) {
-    super(`BPF map ${map} is full (${capacity} entries); raise its capacity in the daemon config`);
+    const flag = CAPACITY_FLAG[map];
+    // A pinned map keeps the size it was created with, so a larger flag needs a fresh install.
+    const fix = flag
+      ? `raise sluice run ${flag} (a pinned map keeps its size until \`sluice uninstall\`)`
+      : 'it holds the port, CIDR, interface and bind sets of all pods together; shorten the pods\' lists';
+    super(`BPF map ${map} is full (${capacity} entries); ${fix}`);
   }
 }
