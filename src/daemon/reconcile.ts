@@ -61,6 +61,8 @@ export class Reconciler {
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
     const cookieOwner = new Map<bigint, string>();
+    const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
+    const previous = new Map(this.states.map((s) => [keyOf(s), s]));
 
     results.forEach((result, i) => {
       const pod = pods[i]!;
@@ -73,8 +75,13 @@ export class Reconciler {
       const reject = (reason: ReconcileErrorReason, error: string, keepLastGood: boolean) => {
         state.status = 'rejected';
         state.error = error;
-        this.metrics.reconcileErrors.inc({ reason });
-        this.log.warn({ pod: key, reason, error }, 'pod policy not applied');
+        // Counted and logged when a pod becomes rejected or its error changes, not again on
+        // every later pass (resyncs and unrelated edits) while it stays the same.
+        const before = previous.get(key);
+        if (before?.status !== 'rejected' || before.error !== error) {
+          this.metrics.reconcileErrors.inc({ reason });
+          this.log.warn({ pod: key, reason, error }, 'pod policy not applied');
+        }
         const last = this.applied.get(key);
         if (keepLastGood && last) {
           wanted.set(key, last);
@@ -121,10 +128,14 @@ export class Reconciler {
     });
 
     if (!prune) {
+      const reported = new Set(states.map(keyOf));
       for (const [key, last] of this.applied) {
         if (!wanted.has(key) && !cookieOwner.has(last.cookie)) {
           wanted.set(key, last);
           cookieOwner.set(last.cookie, key);
+          // Still in force, so still reported: /v1/pods shows what the kernel does.
+          const before = previous.get(key);
+          if (before && !reported.has(key)) states.push(before);
         }
       }
     }

@@ -175,3 +175,24 @@ test('without prune (a broken source document), pods missing from the snapshot k
   r.reconcile([b], buildPolicies([b], [], DEFAULT_CONFIG));
   t.deepEqual(dp.listPolicies(), [2n]);
 });
+
+test('a pod that stays rejected is counted once, and again when its error changes', async (t) => {
+  const { metrics, run } = setup({ '/ns/a': 1n, '/ns/b': 2n });
+  const bad = (v: string) => pod('a', '10.1.0.2', '/ns/a', { 'traffic.sidecar.istio.io/excludeOutboundPorts': v });
+  run([bad('x'), pod('b', '10.1.0.3', '/ns/b')]);
+  run([bad('x'), pod('b', '10.1.0.3', '/ns/b', { 'traffic.sidecar.istio.io/excludeOutboundPorts': '25' })]);
+  t.is(await metric(metrics, 'sluice_reconcile_errors_total', { reason: 'policy_rejected' }), 1);
+  run([bad('y'), pod('b', '10.1.0.3', '/ns/b')]);
+  t.is(await metric(metrics, 'sluice_reconcile_errors_total', { reason: 'policy_rejected' }), 2);
+});
+
+test('without prune, pods missing from the snapshot are still reported with the policy in force', (t) => {
+  const { r } = setup({ '/ns/a': 1n, '/ns/b': 2n });
+  const a = pod('a', '10.1.0.2', '/ns/a');
+  const b = pod('b', '10.1.0.3', '/ns/b');
+  r.reconcile([a, b], buildPolicies([a, b], [], DEFAULT_CONFIG));
+  const states = r.reconcile([b], buildPolicies([b], [], DEFAULT_CONFIG), { prune: false });
+  t.deepEqual(states.map((s) => [s.name, s.status]), [['b', 'applied'], ['a', 'applied']]);
+  t.is(states[1]!.policy!.podIPs[0], '10.1.0.2');
+  t.deepEqual(r.reconcile([], [], { prune: false }).map((s) => s.name), ['b', 'a']);
+});
