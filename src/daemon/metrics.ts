@@ -11,7 +11,7 @@ export class Metrics {
   readonly reconciles = new Counter({ name: 'sluice_reconciles_total', help: 'Reconcile passes run.', registers: [this.registry] });
   readonly reconcileErrors = new Counter({
     name: 'sluice_reconcile_errors_total',
-    help: 'Pods that could not be applied in a reconcile pass, by reason.',
+    help: 'Pods rejected, by reason: counted when a pod becomes rejected or its error changes.',
     labelNames: ['reason'],
     registers: [this.registry],
   });
@@ -28,6 +28,13 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly mapWrites = new Counter({ name: 'sluice_map_writes_total', help: 'Policy map writes by operation.', labelNames: ['op'], registers: [this.registry] });
+  readonly programsAttached = new Gauge({
+    name: 'sluice_programs_attached',
+    help: 'Cgroup programs at startup: attached anew, or adopted (a pinned link kept, its program swapped in place).',
+    labelNames: ['how'],
+    registers: [this.registry],
+  });
+  readonly mapsAdopted = new Gauge({ name: 'sluice_maps_adopted', help: 'Pinned maps reused at startup, contents kept.', registers: [this.registry] });
 
   constructor(dataPlane: () => DataPlane | null) {
     // Kernel-side series are read at scrape time, so they are never stale.

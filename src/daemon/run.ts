@@ -62,6 +62,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
 
   const metrics = new Metrics(() => dataPlane);
+  const report = dataPlane.installReport;
+  metrics.programsAttached.set({ how: 'new' }, report?.attached.length ?? 0);
+  metrics.programsAttached.set({ how: 'adopted' }, report?.updated.length ?? 0);
+  metrics.mapsAdopted.set(report?.adoptedMaps.length ?? 0);
   const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
 
   const sync = () => {
