@@ -18,6 +18,7 @@ export interface RunFlags {
   accelerate?: boolean;
   maxPods?: string;
   maxConnections?: string;
+  resync?: string;
 }
 
 function capacityFlag(flag: string, value: string | undefined): number | undefined {
@@ -25,6 +26,12 @@ function capacityFlag(flag: string, value: string | undefined): number | undefin
   const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
   if (!(n >= 1)) throw new InputError('BAD_CAPACITY', `${flag} ${value} is not a positive whole number`);
   return n;
+}
+
+function resyncFlag(value: string): number {
+  const seconds = /^\d{1,6}(\.\d{1,3})?$/.test(value) ? Number(value) : NaN;
+  if (!(seconds >= 0.1)) throw new InputError('BAD_RESYNC', `--resync ${value} is not a number of seconds (0.1 or more)`);
+  return seconds * 1000;
 }
 
 export async function runRun(flags: RunFlags): Promise<void> {
@@ -40,6 +47,7 @@ export async function runRun(flags: RunFlags): Promise<void> {
     },
     ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
     ...(flags.lookupSocket ? { lookupSocket: flags.lookupSocket } : {}),
+    ...(flags.resync ? { resyncMs: resyncFlag(flags.resync) } : {}),
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

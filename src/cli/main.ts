@@ -62,6 +62,7 @@ program
   .option('--accelerate', 'sk_msg acceleration (off by default)')
   .option('--max-pods <n>', 'capacity of the pod policy map', '512')
   .option('--max-connections <n>', 'capacity of the original-destination map', '262144')
+  .option('--resync <seconds>', 'reconcile this often even when the source is unchanged (notices vanished netns)', '10')
   .action(async (opts) => (await kernel()).runRun(opts));
 
 program

@@ -27,6 +27,11 @@ export interface DaemonOptions {
   objectDir?: string;
   /** Map capacity: captured pods, and concurrent captured connections. */
   capacity?: { pods?: number; connections?: number };
+  /**
+   * Reconcile this often even when the source is unchanged, so what the file cannot tell
+   * (a netns that vanished) is noticed. Default 10 s.
+   */
+  resyncMs?: number;
 }
 
 export interface Daemon {
@@ -90,6 +95,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   };
   sync();
   const watch: FileWatch = watchFile(spec.path, sync);
+  const resync = setInterval(sync, opts.resyncMs ?? 10_000);
 
   const http: Server = createHttpServer({
     metrics,
@@ -112,6 +118,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   return {
     async close() {
       watch.close();
+      clearInterval(resync);
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (lookup) await new Promise<void>((resolve) => lookup!.close(() => resolve()));
       dataPlane.close();
