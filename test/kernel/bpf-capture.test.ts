@@ -250,13 +250,14 @@ test.serial('getsockopt passes through untouched, including buffers above 4 KiB'
 test.serial("the daemon can look up an open connection's original destination; the record goes with the connection", async (t) => {
   const e = ready(t);
   if (!e) return;
-  // A client that connects and holds the connection open until its stdin closes.
+  // A client that connects and holds the connection open until it is killed (its stdin is
+  // /dev/null, so it must not wait on stdin: that returned at once and raced the lookup).
   const hold = `
-import encodings.idna, os, socket, sys  # idna: loaded while root can still read the stdlib
+import encodings.idna, os, socket, time  # idna: loaded while root can still read the stdlib
 os.setgid(1000); os.setuid(1000)
 s = socket.create_connection(('10.2.0.5', 80))
 print(s.getsockname()[1], flush=True)
-sys.stdin.read()
+time.sleep(60)
 `;
   const child = spawnInCgroup(e.cg, 'nsenter', [`--net=${e.topo.pod.path}`, 'python3', '-c', hold]);
   let stderr = '';
