@@ -1,10 +1,26 @@
 // Prometheus metrics: every decision outcome and every failure path has a series.
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
 
 export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict';
 export type LookupVia = 'http' | 'unix';
 export type LookupResult = 'found' | 'not_found' | 'bad_request';
+
+/**
+ * `captured:STEP` / `pass:STEP` kernel counters as a decision: the outcome decide() gives
+ * for a capture at that step (the hairpin steps go to the inbound listener), or null for
+ * an event counter.
+ */
+export function decisionOfCounter(name: string): { outcome: Outcome; step: string } | null {
+  const m = /^(captured|pass):(.+)$/.exec(name);
+  if (!m) return null;
+  const step = m[2]!;
+  if (m[1] === 'pass') return { outcome: 'pass', step };
+  if (step === 'outbound.6') return { outcome: 'dns-proxy', step };
+  if (step === 'outbound.4a' || step === 'outbound.5a' || step.startsWith('inbound.')) return { outcome: 'inbound-proxy', step };
+  return { outcome: 'outbound-proxy', step };
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -38,15 +54,33 @@ export class Metrics {
 
   constructor(dataPlane: () => DataPlane | null) {
     // Kernel-side series are read at scrape time, so they are never stale.
-    new Gauge({
+    // Kernel-side series are per-CPU counters summed at scrape time, so they are never
+    // stale; they only grow (until sluice uninstall), so they are counters.
+    new Counter({
       name: 'sluice_decisions_total',
-      help: 'Kernel decisions and failures by counter name (per-CPU counters summed).',
-      labelNames: ['counter'],
+      help: 'Connections decided by the kernel programs, by outcome and spec step.',
+      labelNames: ['outcome', 'step'],
       registers: [this.registry],
       collect() {
         const dp = dataPlane();
         if (!dp) return;
-        for (const [name, value] of Object.entries(dp.readCounters())) this.set({ counter: name }, Number(value));
+        this.reset();
+        for (const [name, value] of Object.entries(dp.readCounters())) {
+          const d = decisionOfCounter(name);
+          if (d) this.inc(d, Number(value));
+        }
+      },
+    });
+    new Counter({
+      name: 'sluice_datapath_events_total',
+      help: 'Kernel data-path events and failures (records kept and deleted, SO_ORIGINAL_DST answers, map full...).',
+      labelNames: ['event'],
+      registers: [this.registry],
+      collect() {
+        const dp = dataPlane();
+        if (!dp) return;
+        this.reset();
+        for (const [name, value] of Object.entries(dp.readCounters())) if (!decisionOfCounter(name)) this.inc({ event: name }, Number(value));
       },
     });
     new Gauge({

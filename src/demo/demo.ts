@@ -53,7 +53,7 @@ export interface DemoReport {
   daemon: { listen: string; cgroup: string; bpffs: string };
   pods: DemoPod[];
   requests: DemoRequest[];
-  /** sluice_decisions_total by counter (outcomes and failures), from the daemon's /metrics. */
+  /** sluice_decisions_total summed by outcome, from the daemon's /metrics. */
   decisions: Record<string, number>;
   /** What was left after cleanup (should be empty). */
   leftovers: string[];
@@ -149,7 +149,7 @@ function stopDaemon(d: Daemon): Promise<void> {
 
 function decisionsOf(metrics: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const m of metrics.matchAll(/^sluice_decisions_total\{[^}]*counter="([^"]+)"[^}]*\} (\d+)/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  for (const m of metrics.matchAll(/^sluice_decisions_total\{[^}]*outcome="([^"]+)"[^}]*\} (\d+)/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
   return out;
 }
 

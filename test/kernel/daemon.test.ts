@@ -120,10 +120,10 @@ const waitMetric = (d: Daemon, what: string, pred: (m: Metrics) => boolean) =>
     return pred(m) ? m : undefined;
   });
 
-/** Sum of the kernel decision counters whose name starts with `prefix` (captured: or pass:). */
-function decisions(m: Metrics, prefix: string): number {
+/** Sum of the kernel decision counters with this outcome (outbound-proxy, pass...). */
+function decisions(m: Metrics, outcome: string): number {
   let sum = 0;
-  for (const [k, v] of m) if (k.startsWith(`sluice_decisions_total{counter="${prefix}`)) sum += v;
+  for (const [k, v] of m) if (k.startsWith('sluice_decisions_total{') && k.includes(`outcome="${outcome}"`)) sum += v;
   return sum;
 }
 
@@ -187,8 +187,8 @@ test.serial('HTTP: /healthz, /readyz only once attached and every pod reconciled
       t.true(names.has(n), `/metrics has ${n}`);
     }
     t.true([...names].every((n) => n.startsWith('sluice_')), `only sluice_* names: ${[...names].filter((n) => !n.startsWith('sluice_')).join(', ')}`);
-    t.true(decisions(m, 'captured:') >= 1, 'decisions by outcome: captured');
-    t.true([...m.keys()].some((k) => k.startsWith('sluice_decisions_total{counter="pass:')), 'decisions by outcome: pass');
+    t.true(decisions(m, 'outbound-proxy') >= 1, 'decisions by outcome: outbound-proxy');
+    t.true([...m.keys()].some((k) => k.startsWith('sluice_decisions_total{') && k.includes('outcome="pass"')), 'decisions by outcome: pass');
     t.is(metric(m, 'sluice_map_entries', { map: 'sluice_pods' }), 1, 'map fill: one pod policy');
     t.is(metric(m, 'sluice_map_capacity', { map: 'sluice_pods' }), 512);
     t.true(metric(m, 'sluice_reconcile_errors_total', { reason: 'policy_rejected' }) >= 1);
@@ -572,11 +572,11 @@ test.serial('host untouched: nothing on the root cgroup, host loopback connectio
       t.like(JSON.parse(reply), { server: 'host', port: server.port });
       // A host-netns process inside the private cgroup, as an app uid: the programs run
       // for it, and let it be (the host netns has no policy).
-      const before = metric(await d.metrics(), 'sluice_decisions_total', { counter: 'connect_no_policy' });
+      const before = metric(await d.metrics(), 'sluice_datapath_events_total', { event: 'connect_no_policy' });
       const r = await connect(w.cg, { netnsPath: `/proc/${process.pid}/ns/net`, dst: `127.0.0.1:${server.port}`, uid: 1000 });
       t.true(r.ok && r.server.server === 'host' && r.server.port === server.port, where(r));
       t.true(r.ok && r.clientPeer === `127.0.0.1:${server.port}`);
-      t.true(metric(await d.metrics(), 'sluice_decisions_total', { counter: 'connect_no_policy' }) > before, 'the programs saw it and let it be');
+      t.true(metric(await d.metrics(), 'sluice_datapath_events_total', { event: 'connect_no_policy' }) > before, 'the programs saw it and let it be');
       t.is(server.accepted.length, 2);
       for (const a of server.accepted) t.is(a.local, `127.0.0.1:${server.port}`, 'accepted on the port it was sent to: not redirected');
     } finally {

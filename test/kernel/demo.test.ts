@@ -36,7 +36,7 @@ test('sluice demo: every request takes the captured path, and nothing is left', 
   }
   // HAProxy read the original destination with SO_ORIGINAL_DST (IPv4) on both hops.
   t.deepEqual(byId.get('app-a-to-pod-b-v4')?.hops.map((h) => h.kernelDst), ['10.1.0.3:8080', '10.1.0.3:8080']);
-  t.true((report.decisions['captured:outbound.10'] ?? 0) > 0, 'the kernel counted outbound captures');
+  t.true((report.decisions['outbound-proxy'] ?? 0) > 0 && (report.decisions['inbound-proxy'] ?? 0) > 0, 'the kernel counted the captures');
   t.deepEqual(report.leftovers, []);
   t.false(existsSync(report.daemon.bpffs), 'pins removed');
   t.false(existsSync(report.daemon.cgroup), 'cgroup removed');
