@@ -133,19 +133,7 @@ int sluice_connect6(struct bpf_sock_addr *ctx)
 	if (ret == SYS_PROCEED && to.port) {
 		if (src.family)
 			bind_source(ctx, &src);
-		if (to.family == SLUICE_FAMILY_IPV4) {
-			/* A v4-mapped destination stays v4-mapped. */
-			ctx->user_ip6[0] = 0;
-			ctx->user_ip6[1] = 0;
-			ctx->user_ip6[2] = bpf_htonl(IPV4_MAPPED_WORD2);
-			ctx->user_ip6[3] = to.addr[0];
-		} else {
-			ctx->user_ip6[0] = to.addr[0];
-			ctx->user_ip6[1] = to.addr[1];
-			ctx->user_ip6[2] = to.addr[2];
-			ctx->user_ip6[3] = to.addr[3];
-		}
-		ctx->user_port = to.port;
+		sock_addr_set_user6(ctx, to.family, to.addr, to.port);
 	}
 	return ret;
 }

@@ -79,19 +79,7 @@ int sluice_sendmsg6(struct bpf_sock_addr *ctx)
 	ret = sock_xlate_datagram(ctx, &c, &to, &src);
 	if (!to.port)
 		return ret;
-	/* Only IPv6 arrives here (IPv4-mapped goes to sendmsg4), but stay exact if not. */
-	if (to.family == SLUICE_FAMILY_IPV4) {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(IPV4_MAPPED_WORD2);
-		ctx->user_ip6[3] = to.addr[0];
-	} else {
-		ctx->user_ip6[0] = to.addr[0];
-		ctx->user_ip6[1] = to.addr[1];
-		ctx->user_ip6[2] = to.addr[2];
-		ctx->user_ip6[3] = to.addr[3];
-	}
-	ctx->user_port = to.port;
+	sock_addr_set_user6(ctx, to.family, to.addr, to.port);
 	if (src.family == SLUICE_FAMILY_IPV6) {
 		ctx->msg_src_ip6[0] = src.addr[0];
 		ctx->msg_src_ip6[1] = src.addr[1];
@@ -130,18 +118,7 @@ int sluice_recvmsg6(struct bpf_sock_addr *ctx)
 	o = dns_reply_origin(ctx->sk, &from);
 	if (!o)
 		return SYS_PROCEED;
-	if (o->family == SLUICE_FAMILY_IPV4) {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(IPV4_MAPPED_WORD2);
-		ctx->user_ip6[3] = o->addr[0];
-	} else {
-		ctx->user_ip6[0] = o->addr[0];
-		ctx->user_ip6[1] = o->addr[1];
-		ctx->user_ip6[2] = o->addr[2];
-		ctx->user_ip6[3] = o->addr[3];
-	}
-	ctx->user_port = o->port;
+	sock_addr_set_user6(ctx, o->family, o->addr, o->port);
 	count(SLUICE_COUNTER_DNS_REPLY_RESTORED);
 	return SYS_PROCEED;
 }

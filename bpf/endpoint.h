@@ -156,4 +156,22 @@ static __always_inline void bpf_sock_endpoints(const struct bpf_sock *sk, struct
 	}
 }
 
+/* Writes an address into an IPv6 sock_addr context (user_ip6/user_port): an IPv4 address
+ * in its v4-mapped form, since the socket is IPv6. */
+static __always_inline void sock_addr_set_user6(struct bpf_sock_addr *ctx, __u8 family, const __be32 *addr, __be16 port)
+{
+	if (family == SLUICE_FAMILY_IPV4) {
+		ctx->user_ip6[0] = 0;
+		ctx->user_ip6[1] = 0;
+		ctx->user_ip6[2] = bpf_htonl(IPV4_MAPPED_WORD2);
+		ctx->user_ip6[3] = addr[0];
+	} else {
+		ctx->user_ip6[0] = addr[0];
+		ctx->user_ip6[1] = addr[1];
+		ctx->user_ip6[2] = addr[2];
+		ctx->user_ip6[3] = addr[3];
+	}
+	ctx->user_port = port;
+}
+
 #endif /* SLUICE_ENDPOINT_H */

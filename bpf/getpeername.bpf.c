@@ -40,18 +40,7 @@ int sluice_getpeername6(struct bpf_sock_addr *ctx)
 
 	if (!o)
 		return SYS_PROCEED;
-	if (o->family == SLUICE_FAMILY_IPV4) {
-		ctx->user_ip6[0] = 0;
-		ctx->user_ip6[1] = 0;
-		ctx->user_ip6[2] = bpf_htonl(IPV4_MAPPED_WORD2);
-		ctx->user_ip6[3] = o->addr[0];
-	} else {
-		ctx->user_ip6[0] = o->addr[0];
-		ctx->user_ip6[1] = o->addr[1];
-		ctx->user_ip6[2] = o->addr[2];
-		ctx->user_ip6[3] = o->addr[3];
-	}
-	ctx->user_port = o->port;
+	sock_addr_set_user6(ctx, o->family, o->addr, o->port);
 	count(SLUICE_COUNTER_GETPEERNAME_RESTORED);
 	return SYS_PROCEED;
 }

@@ -12,6 +12,7 @@ import { ensureBpffs } from '../bpf/system.js';
 import { meshRequests, meshRequirementsMissing, sendMeshRequest, startMeshWorkloads, type MeshObservation, type MeshWorkloads } from '../lab/mesh.js';
 import { createMeshTopology, MESH_ADDRESSES, POD_NAMES, reapStaleMeshLeftovers, type MeshTopology, type PodName } from '../lab/mesh-topology.js';
 import { NETNS_PREFIX, reapStaleNamespaces } from '../lab/netns.js';
+import { stopChild } from '../lab/pod-process.js';
 import { BPFFS_ROOT, reapStalePinDirs, removePinDir } from '../lab/pins.js';
 import { formatEndpoint } from '../policy/net.js';
 
@@ -134,18 +135,6 @@ async function waitReady(d: Daemon, timeoutMs: number): Promise<void> {
   }
 }
 
-function stopDaemon(d: Daemon): Promise<void> {
-  const c = d.child;
-  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => c.kill('SIGKILL'), 5000);
-    c.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    c.kill('SIGTERM');
-  });
-}
 
 function decisionsOf(metrics: string): Record<string, number> {
   const out: Record<string, number> = {};
@@ -212,7 +201,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<DemoReport> {
   async function cleanup(): Promise<void> {
     if (cleaned) return;
     cleaned = true;
-    if (daemon) await stopDaemon(daemon);
+    if (daemon) await stopChild(daemon.child, 5000);
     // The daemon leaves its programs attached when it stops (interception never pauses
     // for a restart); `sluice uninstall` is what removes them.
     removePinDir(bpffs);

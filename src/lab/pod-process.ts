@@ -90,11 +90,11 @@ export function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-/** SIGTERM, then SIGKILL after 2s. Resolves once the process is gone. */
-export function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`. Resolves once the process is gone. */
+export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
   if (exited(child) || child.pid === undefined) return Promise.resolve();
   return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 2000);
+    const force = setTimeout(() => child.kill('SIGKILL'), graceMs);
     child.once('exit', () => {
       clearTimeout(force);
       resolve();

@@ -1,6 +1,7 @@
 // Drives native/build/sluice-probe: servers that report what they saw, and one-shot clients.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { stopChild } from '../../../src/lab/pod-process.js';
 import { exec, ExecError } from './exec.js';
 import { PROBE_PATH } from './requirements.js';
 
@@ -80,17 +81,6 @@ export function startServer(opts: ServeOptions): Promise<ProbeServer> {
   });
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 2000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
-}
 
 export async function stopAllServers(): Promise<void> {
   await Promise.all([...servers].map((s) => s.stop()));
