@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
-import { netnsLinkPath, pinLayout, uninstall } from '../../src/bpf/loader.js';
+import { MAP_NAMES, netnsLinkPath, pinLayout, uninstall } from '../../src/bpf/loader.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
 import {
   bpfRequirementsMissing,
@@ -337,8 +337,8 @@ test.serial('a restarted loader adopts every pin, and interception never stops',
   }
   for (const r of reports) {
     t.deepEqual(r.attached, [], 'nothing attached twice');
-    t.is(r.updated.length, 6, 'every cgroup link got the new program in place');
-    t.is(r.adoptedMaps.length, 9);
+    t.is(r.updated.length, 7, 'every cgroup link, and the sk_msg link, got the new program in place');
+    t.is(r.adoptedMaps.length, MAP_NAMES.length);
   }
   t.true(outcomes.length > 0);
   t.deepEqual([...new Set(outcomes)], ['pod:15001'], 'every connection during the restarts was captured');

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, uninstall } from '../../src/bpf/loader.js';
+import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT, uninstall } from '../../src/bpf/loader.js';
 import { NETNS_LIBRARY } from '../../src/bpf/netns.js';
 import { bpffsMountFor, ensureBpffs, findCgroup2Mount } from '../../src/bpf/system.js';
 import type { ProbeResult, ServerReply } from './harness/probe.js';
@@ -27,7 +27,7 @@ export function bpfRequirementsMissing(): string | null {
     missing.push(`bpffs at ${BPFFS_ROOT}: ${(err as Error).message}`);
   }
   if (!bpffsMountFor(BPFFS_ROOT)) missing.push(`bpffs at ${BPFFS_ROOT}: mount -t bpf bpf ${BPFFS_ROOT}`);
-  const objects = new Set([...CGROUP_PROGRAMS.map((p) => p.object), SK_LOOKUP_OBJECT]);
+  const objects = new Set([...CGROUP_PROGRAMS.map((p) => p.object), SK_LOOKUP_OBJECT, SK_MSG_OBJECT]);
   for (const o of objects) {
     const p = join(DEFAULT_OBJECT_DIR, `${o}.bpf.o`);
     if (!existsSync(p)) missing.push(`clang output ${p}: run \`make -C bpf\``);
