@@ -89,7 +89,7 @@ enum sluice_counter {
 	 * these counters are how an operator sees them. */
 	SLUICE_COUNTER_ACCEL_ENROLLED,         /* a socket with a local peer entered sluice_accel */
 	SLUICE_COUNTER_ACCEL_ENROL_FAILED,     /* sluice_accel refused it (full, or the key is taken) */
-	SLUICE_COUNTER_ACCEL_REMOVED,          /* removed from sluice_accel when its connection closed */
+	SLUICE_COUNTER_ACCEL_REMOVED,          /* an enrolled connection closed: its entry is gone */
 	SLUICE_COUNTER_ACCEL_REDIRECTED,       /* messages handed straight to the peer socket */
 	SLUICE_COUNTER_ACCEL_REDIRECTED_BYTES, /* their bytes */
 	SLUICE_COUNTER_ACCEL_PEER_MISSING,     /* an enrolled socket's peer is not enrolled: it stays on TCP */

@@ -132,8 +132,9 @@ static __always_inline void accel_enrol(struct bpf_sock_ops *skops, struct bpf_s
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
-/* The kernel also drops a closing socket from every sockmap; deleting it here first makes
- * the removal explicit and counted. */
+/* An enrolled connection reached CLOSE. close() has usually dropped the socket from every
+ * sockmap already (tcp_bpf's close hook); a connection that dies under an open fd (a
+ * reset, a timeout) is deleted here. Either way it is counted once. */
 static __always_inline void accel_forget(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
 	struct endpoint local, remote;
@@ -146,8 +147,8 @@ static __always_inline void accel_forget(struct bpf_sock_ops *skops, struct bpf_
 	st->flags &= ~SLUICE_SOCK_ACCEL_ENROLLED;
 	sock_ops_endpoints(skops, &local, &remote);
 	accel_key_make(&key, &local, &remote, bpf_get_netns_cookie(skops));
-	if (bpf_map_delete_elem(&sluice_accel, &key) == 0)
-		count(SLUICE_COUNTER_ACCEL_REMOVED);
+	bpf_map_delete_elem(&sluice_accel, &key);
+	count(SLUICE_COUNTER_ACCEL_REMOVED);
 }
 
 SEC("sockops")
