@@ -59,7 +59,8 @@ program
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
   .option('--listen <addr>', 'HTTP address', DEFAULT_LISTEN)
   .option('--lookup-socket <path>', 'unix socket for original-destination lookups')
-  .option('--accelerate', 'sk_msg acceleration (off by default)')
+  .option('--accelerate', 'sk_msg acceleration of local socket pairs (off by default; refused where `sluice doctor` finds the sockmap regression)')
+  .option('--accelerate-force', 'implies --accelerate, and enables it even on a kernel with the sockmap regression (benchmarks)')
   .option('--max-pods <n>', 'capacity of the pod policy map', '512')
   .option('--max-connections <n>', 'capacity of the original-destination map', '262144')
   .action(async (opts) => (await kernel()).runRun(opts));

@@ -52,6 +52,15 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'sluice_acceleration_enabled',
+      help: 'Whether sk_msg acceleration is on (1) or off (0), as the kernel switch says. Redirected bytes bypass netfilter and tcpdump; see sluice_decisions_total{counter=~"accel_.*"}.',
+      registers: [this.registry],
+      collect() {
+        const dp = dataPlane();
+        if (dp?.acceleration) this.set(dp.acceleration() ? 1 : 0);
+      },
+    });
+    new Gauge({
       name: 'sluice_map_capacity',
       help: 'Capacity of each BPF map.',
       labelNames: ['map'],
