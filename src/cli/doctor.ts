@@ -56,7 +56,9 @@ export function hostChecks(bpfObjectDir: string, bpffsDir: string): Check[] {
 }
 
 /** Program types, map types and helpers, each probed by loading or creating a tiny one. */
-export function featureChecks(features: readonly Feature[]): Check[] {
+export function featureChecks(features: readonly Feature[], root = process.geteuid?.() === 0): Check[] {
+  // Without privileges every load fails, and libbpf reports that as "not supported".
+  if (!root) return [{ name: 'bpf features', status: 'fail', detail: `${features.length} program types, map types and helpers cannot be probed without root: run sluice doctor as root` }];
   return features.map((f) => {
     const name = `${f.kind} ${f.name}`;
     const answer = f.probe();

@@ -263,10 +263,32 @@ test.serial('a captured app connection to its proxy is redirected both ways, int
   t.is(delta(before, counters(e), 'accel_removed'), 2);
 });
 
+test.serial('IPv6: a captured app connection to its proxy is enrolled by its IPv6 addresses and redirected', async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  e.dp.setAcceleration(true);
+  const before = counters(e);
+  const client = await openClient(e, e.topo.pod.path, ADDRESSES.remote6, 80, APP_UID);
+  try {
+    t.like(await client.run(64 * KiB, 512 * KiB), { intact: true });
+    t.is(client.local.ip, ADDRESSES.pod6);
+    const proxy = { ip: ADDRESSES.pod6, port: 15001 };
+    t.deepEqual(sortKeys(accelKeys(e)), sortKeys([
+      { self: client.local, peer: proxy, netnsCookie: 0n },
+      { self: proxy, peer: client.local, netnsCookie: 0n },
+    ]));
+    expectAllRedirected(t, before, counters(e), 2 * 512 * KiB);
+  } finally {
+    await client.close();
+  }
+  t.is(await untilEmpty(e), 0);
+});
+
 test.serial("a loopback pair (the proxy to the app at 127.0.0.1) is keyed with the pod's netns cookie", async (t) => {
   const e = ready(t);
   if (!e) return;
   e.dp.setAcceleration(true);
+  const before = counters(e);
   const client = await openClient(e, e.topo.pod.path, '127.0.0.1', 8080, PROXY_UID);
   try {
     t.like(await client.run(4 * KiB, 256 * KiB), { intact: true });
@@ -275,6 +297,7 @@ test.serial("a loopback pair (the proxy to the app at 127.0.0.1) is keyed with t
       { self: client.local, peer: app, netnsCookie: e.podCookie },
       { self: app, peer: client.local, netnsCookie: e.podCookie },
     ]));
+    expectAllRedirected(t, before, counters(e), 2 * 256 * KiB); // sk_msg found the peer under the same netns cookie
   } finally {
     await client.close();
   }

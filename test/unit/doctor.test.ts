@@ -64,7 +64,7 @@ test('the live check allows --accelerate only when it says ok', async (t) => {
 
 test('feature probes: required and missing fails, optional and missing warns, a probe error counts as missing', (t) => {
   const f = (name: string, required: boolean, answer: boolean | string): Feature => ({ kind: 'program', name, use: 'x', required, probe: () => answer });
-  const checks = featureChecks([f('sock_ops', true, true), f('sk_lookup', true, false), f('sk_msg', false, false), f('cgroup_sockopt', true, 'EPERM')]);
+  const checks = featureChecks([f('sock_ops', true, true), f('sk_lookup', true, false), f('sk_msg', false, false), f('cgroup_sockopt', true, 'EPERM')], true);
   t.deepEqual(
     checks.map((c) => [c.name, c.status]),
     [
@@ -76,6 +76,9 @@ test('feature probes: required and missing fails, optional and missing warns, a 
   );
   t.regex(checks[3]!.detail, /EPERM/);
   t.regex(checks[2]!.detail, /--accelerate is not available/);
+  const unprivileged = featureChecks([f('sock_ops', true, false)], false);
+  t.deepEqual(unprivileged.map((c) => [c.name, c.status]), [['bpf features', 'fail']], 'not root: one failure that says so, not a wrong "not supported"');
+  t.regex(unprivileged[0]!.detail, /without root/);
 });
 
 const obs = (path: 'redirect' | 'tcp', o: Partial<WakeupObservation> = {}): WakeupObservation => ({ path, waiter: 'epoll', sent: 64, woke: true, waitedMs: 50, fionread: 64, readableAfter: 64, errno: 0, ...o });
