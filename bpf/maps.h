@@ -15,6 +15,7 @@
 #define SLUICE_DEFAULT_PODS 512
 #define SLUICE_DEFAULT_SET_ENTRIES 65536
 #define SLUICE_DEFAULT_CONNS 262144
+#define SLUICE_DEFAULT_ADDRS (2 * SLUICE_MAX_POD_IPS * SLUICE_DEFAULT_PODS)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -87,19 +88,47 @@ struct {
 } sluice_listen SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sluice_global);
+} sluice_global SEC(".maps");
+
+/* The sk_msg program is attached to this map; see accel.h. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SLUICE_DEFAULT_CONNS);
+	__type(key, struct sluice_conn_key);
+	__type(value, __u64);
+} sluice_accel SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_ADDRS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct sluice_addr_key);
+	__type(value, __u64); /* netns cookie */
+} sluice_addrs SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLUICE_COUNTER_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } sluice_counters SEC(".maps");
 
-static __always_inline void count(enum sluice_counter c)
+static __always_inline void count_add(enum sluice_counter c, __u64 n)
 {
 	__u32 key = c;
 	__u64 *v = bpf_map_lookup_elem(&sluice_counters, &key);
 
 	if (v)
-		*v += 1;
+		*v += n;
+}
+
+static __always_inline void count(enum sluice_counter c)
+{
+	count_add(c, 1);
 }
 
 static __always_inline void count_decision(__u8 outcome, __u8 step)

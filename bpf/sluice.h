@@ -86,6 +86,15 @@ enum sluice_counter {
 	SLUICE_COUNTER_INBOUND_ASSIGN_FAILED,  /* bpf_sk_assign refused the listener */
 	SLUICE_COUNTER_SK_LOOKUP_NO_POLICY,    /* sk_lookup linked to a netns whose policy is gone */
 	SLUICE_COUNTER_DNS_BIND_FAILED,        /* captured DNS connect: the source could not be set */
+	/* Acceleration (sockops + sk_msg). Redirected bytes bypass netfilter and tcpdump:
+	 * these counters are how an operator sees them. */
+	SLUICE_COUNTER_ACCEL_ENROLLED,         /* a socket with a local peer entered sluice_accel */
+	SLUICE_COUNTER_ACCEL_ENROL_FAILED,     /* sluice_accel refused it (full, or the key is taken) */
+	SLUICE_COUNTER_ACCEL_REMOVED,          /* an enrolled connection closed: its entry is gone */
+	SLUICE_COUNTER_ACCEL_REDIRECTED,       /* messages handed straight to the peer socket */
+	SLUICE_COUNTER_ACCEL_REDIRECTED_BYTES, /* their bytes */
+	SLUICE_COUNTER_ACCEL_PEER_MISSING,     /* an enrolled socket's peer is not enrolled: it stays on TCP */
+	SLUICE_COUNTER_ACCEL_OFF,              /* an enrolled socket sent while acceleration was off: it stays on TCP */
 	SLUICE_COUNTER_MAX,
 };
 
@@ -208,6 +217,10 @@ enum sluice_sock_flag {
 	SLUICE_SOCK_CAPTURED = 1u << 0, /* the app socket whose connect was rewritten; orig is valid */
 	SLUICE_SOCK_ACCEPTED = 1u << 1, /* an accepted socket in a captured pod */
 	SLUICE_SOCK_CONN_RECORDED = 1u << 2, /* orig is also under its connection key */
+	SLUICE_SOCK_ACCEL_ENROLLED = 1u << 3, /* in sluice_accel; removed when the connection closes */
+	/* Sent by TCP at least once while in sluice_accel: never redirect again, or redirected
+	 * bytes would overtake the ones still in flight or in the peer's receive queue. */
+	SLUICE_SOCK_ACCEL_TCP = 1u << 4,
 };
 
 struct sluice_sock_state {
@@ -238,6 +251,33 @@ struct sluice_listener_key {
 	__be16 port; /* P_IN or P_OUT */
 	__u8 family;
 	__u8 _pad0[5];
+};
+
+/* Node-wide settings, map sluice_global (an array of one, key 0), written by the daemon.
+ * Changing them needs no reload: they are a runtime switch. */
+enum sluice_global_flag {
+	/* sockops enrols local socket pairs in sluice_accel, and sk_msg redirects between
+	 * them. Cleared, nothing new is enrolled and enrolled sockets go back to TCP. */
+	SLUICE_GLOBAL_ACCELERATE = 1u << 0,
+};
+
+struct sluice_global {
+	__u32 flags; /* enum sluice_global_flag */
+	__u32 _pad0;
+};
+
+/* Acceleration, sockhash sluice_accel: a socket whose peer is on this node, keyed by a
+ * struct sluice_conn_key with src = the socket's own end and dst = its peer's end; the
+ * peer's key is the same with the ends swapped. netns_cookie is set when either end is
+ * loopback (loopback 4-tuples repeat in every pod; pod addresses are unique on the node,
+ * and a pair between two pods has two netns). */
+
+/* Addresses of the captured pods on this node, map sluice_addrs (value: the pod's netns
+ * cookie). A peer at one of them is local, so the pair can be accelerated. */
+struct sluice_addr_key {
+	__u8 family; /* enum sluice_family */
+	__u8 _pad0[3];
+	__be32 addr[SLUICE_ADDR_WORDS];
 };
 
 /* Read-only configuration of one sk_lookup program instance (.rodata). sk_lookup

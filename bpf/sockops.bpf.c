@@ -6,10 +6,11 @@
  *  - state change to CLOSE: that record is deleted, so records never leak;
  *  - passive established: an accepted socket in a captured pod is marked, so that
  *    SO_ORIGINAL_DST answers with its local address like conntrack would;
- *  - listen: a proxy listener (P_IN, P_OUT) enters the listener map for inbound steering.
+ *  - listen: a proxy listener (P_IN, P_OUT) enters the listener map for inbound steering;
+ *  - acceleration on: an established socket of a captured pod whose peer is on this node
+ *    enters sluice_accel (accel.h), and leaves it when the connection closes.
  */
-#include "endpoint.h"
-#include "maps.h"
+#include "accel.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -96,6 +97,60 @@ static __always_inline void remember_listener(struct bpf_sock_ops *skops)
 		count(SLUICE_COUNTER_LISTENER_ADDED);
 }
 
+static __always_inline void accel_enrol(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+	struct endpoint local, remote;
+	struct sluice_sock_state *st;
+	struct sluice_conn_key key;
+	__u64 netns_cookie;
+
+	if (!accelerate_on())
+		return;
+	netns_cookie = bpf_get_netns_cookie(skops);
+	if (!pod_policy(netns_cookie))
+		return;
+	/* Bytes already sent by TCP (Fast Open data in the SYN) must not be overtaken. */
+	if (skops->data_segs_out)
+		return;
+	sock_ops_endpoints(skops, &local, &remote);
+	if (!accel_peer_is_local(&remote))
+		return;
+	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count(SLUICE_COUNTER_SOCK_STORAGE_FAILED);
+		return;
+	}
+	accel_key_make(&key, &local, &remote, netns_cookie);
+	/* NOEXIST: a taken key means two sockets claim one address pair; enrolling either
+	 * could hand one pod's bytes to another, so the newcomer stays on TCP. */
+	if (bpf_sock_hash_update(skops, &sluice_accel, &key, BPF_NOEXIST)) {
+		count(SLUICE_COUNTER_ACCEL_ENROL_FAILED);
+		return;
+	}
+	st->flags |= SLUICE_SOCK_ACCEL_ENROLLED;
+	count(SLUICE_COUNTER_ACCEL_ENROLLED);
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* An enrolled connection reached CLOSE. close() has usually dropped the socket from every
+ * sockmap already (tcp_bpf's close hook); a connection that dies under an open fd (a
+ * reset, a timeout) is deleted here. Either way it is counted once. */
+static __always_inline void accel_forget(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+{
+	struct endpoint local, remote;
+	struct sluice_sock_state *st;
+	struct sluice_conn_key key;
+
+	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
+	if (!st || !(st->flags & SLUICE_SOCK_ACCEL_ENROLLED))
+		return;
+	st->flags &= ~SLUICE_SOCK_ACCEL_ENROLLED;
+	sock_ops_endpoints(skops, &local, &remote);
+	accel_key_make(&key, &local, &remote, bpf_get_netns_cookie(skops));
+	bpf_map_delete_elem(&sluice_accel, &key);
+	count(SLUICE_COUNTER_ACCEL_REMOVED);
+}
+
 SEC("sockops")
 int sluice_sockops(struct bpf_sock_ops *skops)
 {
@@ -106,13 +161,17 @@ int sluice_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		record_connection(skops, sk);
+		accel_enrol(skops, sk);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		mark_accepted(skops, sk);
+		accel_enrol(skops, sk);
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == BPF_TCP_CLOSE)
+		if (skops->args[1] == BPF_TCP_CLOSE) {
 			forget_connection(sk);
+			accel_forget(skops, sk);
+		}
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
 		remember_listener(skops);

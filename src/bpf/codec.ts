@@ -89,7 +89,14 @@ export const COUNTER = {
   INBOUND_ASSIGN_FAILED: 2 * STEP.COUNT + 14,
   SK_LOOKUP_NO_POLICY: 2 * STEP.COUNT + 15,
   DNS_BIND_FAILED: 2 * STEP.COUNT + 16,
-  MAX: 2 * STEP.COUNT + 17,
+  ACCEL_ENROLLED: 2 * STEP.COUNT + 17,
+  ACCEL_ENROL_FAILED: 2 * STEP.COUNT + 18,
+  ACCEL_REMOVED: 2 * STEP.COUNT + 19,
+  ACCEL_REDIRECTED: 2 * STEP.COUNT + 20,
+  ACCEL_REDIRECTED_BYTES: 2 * STEP.COUNT + 21,
+  ACCEL_PEER_MISSING: 2 * STEP.COUNT + 22,
+  ACCEL_OFF: 2 * STEP.COUNT + 23,
+  MAX: 2 * STEP.COUNT + 24,
 } as const;
 
 /** Counter index → the name readCounters() reports. */
@@ -119,7 +126,9 @@ export const POLICY_FLAG = {
 export const PORT_SET = { OUT_EXCLUDE: 1, OUT_INCLUDE: 2, IN_INCLUDE: 3, IN_EXCLUDE: 4 } as const;
 export const CIDR_SET = { OUT_INCLUDE: 1, OUT_EXCLUDE: 2, ROUTE: 3 } as const;
 export const IFACE_SET = { EXCLUDE: 1, REROUTE: 2 } as const;
-export const SOCK_FLAG = { CAPTURED: 1 << 0, ACCEPTED: 1 << 1, CONN_RECORDED: 1 << 2 } as const;
+export const SOCK_FLAG = { CAPTURED: 1 << 0, ACCEPTED: 1 << 1, CONN_RECORDED: 1 << 2, ACCEL_ENROLLED: 1 << 3, ACCEL_TCP: 1 << 4 } as const;
+/** enum sluice_global_flag */
+export const GLOBAL_FLAG = { ACCELERATE: 1 << 0 } as const;
 
 export interface Layout {
   size: number;
@@ -142,6 +151,8 @@ export const LAYOUTS = {
   sluice_dns_state: { size: 56, offsets: { orig: 0, listener: 32, listener_port: 48, listener_family: 50 } },
   sluice_listener_key: { size: 16, offsets: { netns_cookie: 0, port: 8, family: 10 } },
   sluice_sk_lookup_config: { size: 8, offsets: { netns_cookie: 0 } },
+  sluice_global: { size: 8, offsets: { flags: 0 } },
+  sluice_addr_key: { size: 20, offsets: { family: 0, addr: 4 } },
 } as const satisfies Record<string, Layout>;
 
 const P = LAYOUTS.sluice_pod_policy.offsets;
@@ -503,4 +514,60 @@ export function encodeSkLookupConfig(netnsCookie: bigint): Buffer {
   const b = Buffer.alloc(LAYOUTS.sluice_sk_lookup_config.size);
   u64(b, LAYOUTS.sluice_sk_lookup_config.offsets.netns_cookie, netnsCookie);
   return b;
+}
+
+// ------------------------------------------------------------- acceleration
+
+export function encodeGlobal(flags: number): Buffer {
+  const b = Buffer.alloc(LAYOUTS.sluice_global.size);
+  u32(b, LAYOUTS.sluice_global.offsets.flags, flags);
+  return b;
+}
+
+export function decodeGlobal(b: Buffer): number {
+  return getU32(b, LAYOUTS.sluice_global.offsets.flags);
+}
+
+export interface AccelKey {
+  /** The socket's own end. */
+  self: Endpoint;
+  /** Its peer's end. */
+  peer: Endpoint;
+  /** Kept only when either end is loopback (accel_key_make in bpf/accel.h). */
+  netnsCookie: bigint;
+}
+
+/** The sluice_accel key accel_key_make() builds: a sluice_conn_key with src = self. */
+export function encodeAccelKey(k: AccelKey): Buffer {
+  const O = LAYOUTS.sluice_conn_key.offsets;
+  const self = wireAddress(k.self.ip);
+  const peer = wireAddress(k.peer.ip);
+  const b = Buffer.alloc(LAYOUTS.sluice_conn_key.size);
+  u64(b, O.netns_cookie, isLoopbackWire(self) || isLoopbackWire(peer) ? k.netnsCookie : 0n);
+  self.bytes.copy(b, O.src);
+  peer.bytes.copy(b, O.dst);
+  b.writeUInt16BE(port(k.self.port, 'socket port'), O.sport);
+  b.writeUInt16BE(port(k.peer.port, 'peer port'), O.dport);
+  b[O.family] = self.family;
+  return b;
+}
+
+export function decodeAccelKey(b: Buffer): AccelKey {
+  const c = decodeConnKey(b);
+  return { self: c.client, peer: c.listener, netnsCookie: c.netnsCookie };
+}
+
+/** A key of sluice_addrs: an address of a captured pod on this node. */
+export function encodeAddrKey(ip: string): Buffer {
+  const O = LAYOUTS.sluice_addr_key.offsets;
+  const w = wireAddress(ip);
+  const b = Buffer.alloc(LAYOUTS.sluice_addr_key.size);
+  b[O.family] = w.family;
+  w.bytes.copy(b, O.addr);
+  return b;
+}
+
+export function decodeAddrKey(b: Buffer): string {
+  const O = LAYOUTS.sluice_addr_key.offsets;
+  return addressText(b[O.family]!, b.subarray(O.addr, O.addr + 16));
 }

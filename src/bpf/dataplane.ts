@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import type { DataPlane, MapUsage, NetnsResolver } from '../daemon/dataplane.js';
 import type { CapturePolicy, Endpoint } from '../policy/types.js';
+import { decodeGlobal, encodeGlobal, encodeU32, GLOBAL_FLAG } from './codec.js';
 import { adoptListeners, type AdoptedListener } from './listeners.js';
 import { attachNetns, detachNetns, install, linkedNetns, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
 import { SluiceMaps } from './maps.js';
@@ -128,9 +129,27 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
     return this.maps.counters();
   }
 
+  /**
+   * The acceleration switch in sluice_global, read by sockops and sk_msg at run time.
+   * Off: nothing new is enrolled, and enrolled sockets send by TCP from their next message.
+   */
+  setAcceleration(on: boolean): void {
+    const flags = this.globalFlags();
+    this.maps.update('sluice_global', encodeU32(0), encodeGlobal(on ? flags | GLOBAL_FLAG.ACCELERATE : flags & ~GLOBAL_FLAG.ACCELERATE));
+  }
+
+  acceleration(): boolean {
+    return (this.globalFlags() & GLOBAL_FLAG.ACCELERATE) !== 0;
+  }
+
+  private globalFlags(): number {
+    const v = this.maps.lookup('sluice_global', encodeU32(0));
+    return v ? decodeGlobal(v) : 0;
+  }
+
   mapUsage(): MapUsage[] {
     const usage: MapUsage[] = [];
-    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen'] as const) {
+    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen', 'sluice_accel', 'sluice_addrs'] as const) {
       usage.push({ map, entries: this.maps.keys(map).length, capacity: this.maps.info(map).maxEntries });
     }
     return usage;

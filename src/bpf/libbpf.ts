@@ -81,6 +81,11 @@ const c = {
   obj_get: lib.func('int bpf_obj_get(const char *pathname)'),
   obj_pin: lib.func('int bpf_obj_pin(int fd, const char *pathname)'),
   link_update: lib.func('int bpf_link_update(int link_fd, int new_prog_fd, const void *opts)'),
+  link_create: lib.func('int bpf_link_create(int prog_fd, int target_fd, int attach_type, const void *opts)'),
+  prog_attach: lib.func('int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags)'),
+  probe_prog_type: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
+  probe_map_type: lib.func('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
+  probe_helper: lib.func('int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)'),
   link_detach: lib.func('int bpf_link_detach(int link_fd)'),
   obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int bpf_fd, _Inout_ void *info, _Inout_ uint32_t *info_len)'),
   map_update_elem: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
@@ -204,6 +209,16 @@ export function linkUpdate(linkFd: number, progFd: number, what: string): void {
   check(`bpf_link_update(${what})`, c.link_update(linkFd, progFd, null));
 }
 
+/** A link of `progFd` to the object `targetFd` (a sockmap for SK_MSG_VERDICT, kernel 6.10+); returns its fd. */
+export function linkCreate(progFd: number, targetFd: number, attachType: number, what: string): number {
+  return check(`bpf_link_create(${what})`, c.link_create(progFd, targetFd, attachType, null));
+}
+
+/** The pre-link attachment: the program lives with the target (a sockmap) until replaced or the map goes. */
+export function progAttach(progFd: number, targetFd: number, attachType: number, what: string): void {
+  check(`bpf_prog_attach(${what})`, c.prog_attach(progFd, targetFd, attachType, 0));
+}
+
 /** Detaches a link from its hook even while pins or other fds still refer to it. */
 export function linkDetach(linkFd: number, what: string): void {
   check(`bpf_link_detach(${what})`, c.link_detach(linkFd));
@@ -277,6 +292,32 @@ export function mapKeys(fd: number, keySize: number, what: string): Buffer[] {
 
 export function closeFd(fd: number): void {
   c.libc_close(fd);
+}
+
+// -------------------------------------------------------------------- probes
+
+/** libbpf's answer to "does this kernel support it": true, false, or the errno name when the probe itself failed. */
+export type ProbeAnswer = boolean | string;
+
+function probeAnswer(ret: number): ProbeAnswer {
+  if (ret === 1) return true;
+  if (ret === 0) return false;
+  return ERRNO_NAMES.get(-ret) ?? `errno ${-ret}`;
+}
+
+/** libbpf_probe_bpf_prog_type: loads a trivial program of that type. */
+export function probeProgType(progType: number): ProbeAnswer {
+  return probeAnswer(c.probe_prog_type(progType, null) as number);
+}
+
+/** libbpf_probe_bpf_map_type: creates a small map of that type. */
+export function probeMapType(mapType: number): ProbeAnswer {
+  return probeAnswer(c.probe_map_type(mapType, null) as number);
+}
+
+/** libbpf_probe_bpf_helper: whether programs of that type may call the helper. */
+export function probeHelper(progType: number, helperId: number): ProbeAnswer {
+  return probeAnswer(c.probe_helper(progType, helperId, null) as number);
 }
 
 // ------------------------------------------------------------------- syscalls

@@ -5,19 +5,34 @@
 // swapped in place with bpf_link_update, so interception never stops).
 //
 //   <bpffs>/maps/<map>            every map of bpf/maps.h
-//   <bpffs>/links/<program>       cgroup links
+//   <bpffs>/links/<program>       cgroup links, and the sk_msg link on sluice_accel
 //   <bpffs>/links/netns/<cookie>  sk_lookup link of one pod netns
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSkLookupConfig } from './codec.js';
 import * as bpf from './libbpf.js';
+import { ATTACH_TYPES } from './probe-facts.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
 
 export const DEFAULT_BPFFS_DIR = '/sys/fs/bpf/sluice';
 export const DEFAULT_OBJECT_DIR = fileURLToPath(new URL('../../bpf/build/', import.meta.url));
 
-export const MAP_NAMES = ['sluice_pods', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_conns', 'sluice_socks', 'sluice_dns', 'sluice_listen', 'sluice_counters'] as const;
+export const MAP_NAMES = [
+  'sluice_pods',
+  'sluice_ports',
+  'sluice_cidrs',
+  'sluice_ifaces',
+  'sluice_binds',
+  'sluice_conns',
+  'sluice_socks',
+  'sluice_dns',
+  'sluice_listen',
+  'sluice_counters',
+  'sluice_global',
+  'sluice_accel',
+  'sluice_addrs',
+] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 /** The cgroup programs: object file (bpf/build/<object>.bpf.o) and program name. */
@@ -38,6 +53,11 @@ export const CGROUP_PROGRAMS = [
 export const SK_LOOKUP_OBJECT = 'sk_lookup';
 export const SK_LOOKUP_PROGRAM = 'sluice_sk_lookup';
 
+/** The acceleration program, attached to the sluice_accel sockhash (not to a cgroup). */
+export const SK_MSG_OBJECT = 'sk_msg';
+export const SK_MSG_PROGRAM = 'sluice_sk_msg';
+export const ACCEL_MAP = 'sluice_accel';
+
 export interface Capacity {
   /** Captured pods per node. */
   pods: number;
@@ -49,14 +69,18 @@ export interface Capacity {
 
 export const DEFAULT_CAPACITY: Capacity = Object.freeze({ pods: 512, connections: 262144, setEntries: 65536 });
 
-function capacityOf(name: MapName, cap: Capacity): number | null {
+/** A map's size for this capacity; null for the fixed-size ones (socket storage, counters, flags). */
+export function capacityOf(name: MapName, cap: Capacity): number | null {
   switch (name) {
     case 'sluice_pods':
       return cap.pods;
     case 'sluice_listen':
       return 4 * cap.pods; // P_IN and P_OUT, IPv4 and IPv6
     case 'sluice_conns':
+    case 'sluice_accel': // two entries per accelerated connection; a full map is counted, the pair stays on TCP
       return cap.connections;
+    case 'sluice_addrs':
+      return 8 * cap.pods; // SLUICE_MAX_POD_IPS per family
     case 'sluice_ports':
     case 'sluice_cidrs':
     case 'sluice_ifaces':
@@ -137,8 +161,10 @@ function objectPath(dir: string, object: string): string {
 
 const MAP_INFO_SIZE = 88;
 const MAP_INFO_MAX_ENTRIES = 16;
+const MAP_INFO_ID = 4;
 const LINK_INFO_SIZE = 64;
 const LINK_INFO_CGROUP_ID = 16;
+const LINK_INFO_SOCKMAP_MAP_ID = 16;
 
 function pinnedMaxEntries(path: string): number | null {
   const fd = bpf.objGetIfPinned(path);
@@ -193,6 +219,63 @@ function linkCgroupId(fd: number, what: string): bigint {
   return info.readBigUInt64LE(LINK_INFO_CGROUP_ID);
 }
 
+function mapId(fd: number, what: string): number {
+  const info = Buffer.alloc(MAP_INFO_SIZE);
+  bpf.objInfo(fd, info, what);
+  return info.readUInt32LE(MAP_INFO_ID);
+}
+
+/**
+ * Attaches the sk_msg program to the pinned sluice_accel sockhash with a pinned link
+ * (kernel 6.10+), or adopts that link and gives it the new program. Sockets already in the
+ * map keep the program they were enrolled with until they close. Kernels without sockmap
+ * links get bpf_prog_attach, which lives as long as the map.
+ */
+function attachSkMsg(prog: bpf.BpfProgram, pins: Pins, report: InstallReport, log: (m: string) => void): void {
+  const mapPath = join(pins.maps, ACCEL_MAP);
+  const linkPath = join(pins.links, SK_MSG_PROGRAM);
+  const progFd = bpf.programFd(prog);
+  const mapFd = bpf.objGet(mapPath);
+  try {
+    const fd = bpf.objGetIfPinned(linkPath);
+    if (fd !== null) {
+      let current: boolean;
+      try {
+        const info = Buffer.alloc(LINK_INFO_SIZE);
+        bpf.objInfo(fd, info, linkPath);
+        current = info.readUInt32LE(LINK_INFO_SOCKMAP_MAP_ID) === mapId(mapFd, mapPath);
+        if (current) bpf.linkUpdate(fd, progFd, linkPath);
+      } finally {
+        bpf.closeFd(fd);
+      }
+      if (current) {
+        report.updated.push(SK_MSG_PROGRAM);
+        return;
+      }
+      log(`${linkPath} served another ${ACCEL_MAP}; replacing it`);
+      detachPinnedLink(linkPath);
+    }
+    let linkFd: number;
+    try {
+      linkFd = bpf.linkCreate(progFd, mapFd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, `${SK_MSG_PROGRAM} on ${mapPath}`);
+    } catch (err) {
+      if (!(err instanceof bpf.BpfError) || err.code !== 'EINVAL') throw err;
+      bpf.progAttach(progFd, mapFd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, `${SK_MSG_PROGRAM} on ${mapPath}`);
+      log(`this kernel has no sockmap links: ${SK_MSG_PROGRAM} is attached to ${ACCEL_MAP} directly and stays until the map is removed`);
+      report.attached.push(SK_MSG_PROGRAM);
+      return;
+    }
+    try {
+      bpf.objPin(linkFd, linkPath);
+    } finally {
+      bpf.closeFd(linkFd); // unpinned, closing detaches it
+    }
+    report.attached.push(SK_MSG_PROGRAM);
+  } finally {
+    bpf.closeFd(mapFd);
+  }
+}
+
 /**
  * Installs the data plane, or adopts the installed one: maps are reused from their pins,
  * and each pinned link is kept and switched to the newly loaded program.
@@ -226,7 +309,7 @@ export function install(opts: InstallOptions): InstallReport {
   const objects = new Map<string, bpf.BpfObject>();
   const cgroupFd = openSync(cgroupDir, 'r');
   try {
-    for (const { object } of CGROUP_PROGRAMS) {
+    for (const object of [...CGROUP_PROGRAMS.map((p) => p.object), SK_MSG_OBJECT]) {
       if (!objects.has(object)) objects.set(object, openShared(objectDir, object, pins, cap, warned, log));
     }
     // sk_lookup is loaded per pod; load it once here too, so a broken object fails the install.
@@ -247,6 +330,7 @@ export function install(opts: InstallOptions): InstallReport {
         report.attached.push(program);
       }
     }
+    attachSkMsg(bpf.findProgram(objects.get(SK_MSG_OBJECT)!, SK_MSG_PROGRAM), pins, report, log);
   } finally {
     closeSync(cgroupFd);
     for (const obj of objects.values()) bpf.closeObject(obj);

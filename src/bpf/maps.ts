@@ -17,7 +17,7 @@ export interface MapInfo {
 
 const MAP_INFO_SIZE = 88;
 
-function possibleCpus(): number {
+export function possibleCpus(): number {
   // "0-1" or "0,2-3": the per-CPU value layout counts every possible CPU.
   const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
   let n = 0;
@@ -120,4 +120,7 @@ export const KEY_SIZES: Partial<Record<MapName, number>> = {
   sluice_binds: LAYOUTS.sluice_bind_key.size,
   sluice_conns: LAYOUTS.sluice_conn_key.size,
   sluice_listen: LAYOUTS.sluice_listener_key.size,
+  sluice_global: 4,
+  sluice_accel: LAYOUTS.sluice_conn_key.size,
+  sluice_addrs: LAYOUTS.sluice_addr_key.size,
 };

@@ -16,6 +16,7 @@ import {
   encodeIfaceKey,
   encodePodPolicy,
   encodePortKey,
+  encodeAddrKey,
   encodeU32,
   encodeU64,
   decodeU64,
@@ -230,12 +231,34 @@ export class PolicyMaps {
     return id;
   }
 
+  /**
+   * Keeps sluice_addrs (captured pod addresses on this node, for acceleration) in step
+   * with the pod's addresses: `was` are the ones it had, `now` the ones it has.
+   */
+  private syncAddresses(netnsCookie: bigint, was: string[], now: string[]): void {
+    const owner = encodeU64(netnsCookie);
+    for (const ip of now) {
+      const key = encodeAddrKey(ip);
+      if (!this.maps.lookup('sluice_addrs', key)?.equals(owner)) this.maps.update('sluice_addrs', key, owner);
+    }
+    const keep = new Set(now.map((ip) => encodeAddrKey(ip).toString('hex')));
+    for (const ip of was) {
+      const key = encodeAddrKey(ip);
+      // Only our own entry: the address may belong to a newer pod by now.
+      if (!keep.has(key.toString('hex')) && this.maps.lookup('sluice_addrs', key)?.equals(owner)) this.maps.delete('sluice_addrs', key);
+    }
+  }
+
   /** Puts `policy` in force for the netns; all or nothing. */
   apply(netnsCookie: bigint, policy: CapturePolicy, netns: PodNetns): ApplyResult {
     const current = this.get(netnsCookie);
+    const hadAddresses = current ? [...current.ip4, ...current.ip6] : [];
     if (current) {
       const wanted = toBytes(encodePolicy(policy, current.podId, netns));
-      if (this.unchanged(netnsCookie, current.podId, wanted)) return { written: false, podId: current.podId };
+      if (this.unchanged(netnsCookie, current.podId, wanted)) {
+        this.syncAddresses(netnsCookie, hadAddresses, policy.podIPs); // also fills them in after an upgrade
+        return { written: false, podId: current.podId };
+      }
     }
     const podId = this.nextPodId();
     const entries = toBytes(encodePolicy(policy, podId, netns));
@@ -251,6 +274,7 @@ export class PolicyMaps {
       throw err;
     }
     if (current) for (const old of this.setKeysOf(current.podId)) this.maps.delete(old.map, old.key);
+    this.syncAddresses(netnsCookie, hadAddresses, policy.podIPs);
     return { written: true, podId };
   }
 
@@ -260,6 +284,7 @@ export class PolicyMaps {
     if (!current) return false;
     this.maps.delete('sluice_pods', encodeU64(netnsCookie));
     for (const old of this.setKeysOf(current.podId)) this.maps.delete(old.map, old.key);
+    this.syncAddresses(netnsCookie, [...current.ip4, ...current.ip6], []);
     return true;
   }
 }

@@ -4,7 +4,8 @@ import { DEFAULT_OBJECT_DIR, isInstalled, linkedNetns, uninstall } from '../bpf/
 import { InputError } from '../policy/errors.js';
 import { formatEndpoint, parseEndpoint } from '../policy/net.js';
 import { runDaemon } from '../daemon/run.js';
-import { runDoctor } from './doctor.js';
+import { checkSockmapWakeup, FEATURES } from '../bpf/probes.js';
+import { featureChecks, hostChecks, runDoctor, sockmapCheck } from './doctor.js';
 import { loadConfig } from './load.js';
 
 
@@ -16,6 +17,7 @@ export interface RunFlags {
   listen: string;
   lookupSocket?: string;
   accelerate?: boolean;
+  accelerateForce?: boolean;
   maxPods?: string;
   maxConnections?: string;
   resync?: string;
@@ -41,6 +43,7 @@ export async function runRun(flags: RunFlags): Promise<void> {
     bpffs: flags.bpffs,
     listen: flags.listen,
     accelerate: flags.accelerate ?? false,
+    accelerateForce: flags.accelerateForce ?? false,
     capacity: {
       ...(flags.maxPods ? { pods: capacityFlag('--max-pods', flags.maxPods) } : {}),
       ...(flags.maxConnections ? { connections: capacityFlag('--max-connections', flags.maxConnections) } : {}),
@@ -77,6 +80,7 @@ export async function runStatus(flags: { bpffs: string; listen: string; json?: b
       installed: true,
       podPolicies: dp.listPolicies().map(String),
       netnsLinks: linkedNetns(flags.bpffs).map(String),
+      acceleration: dp.acceleration(),
       maps: dp.mapUsage(),
       counters: Object.fromEntries(Object.entries(dp.readCounters()).map(([k, v]) => [k, Number(v)])),
       daemon: pods === null ? `not reachable at ${flags.listen}` : 'running',
@@ -88,6 +92,7 @@ export async function runStatus(flags: { bpffs: string; listen: string; json?: b
     }
     console.log(`installed under ${status.bpffs}; daemon ${status.daemon}`);
     console.log(`pod policies (netns cookies): ${status.podPolicies.join(', ') || 'none'}`);
+    console.log(`sk_msg acceleration: ${status.acceleration ? 'on (redirected bytes bypass netfilter and tcpdump; see the accel_* counters)' : 'off'}`);
     for (const m of status.maps) console.log(`map ${m.map}: ${m.entries}/${m.capacity}`);
     for (const [k, v] of Object.entries(status.counters)) if (v > 0) console.log(`counter ${k}: ${v}`);
     if (Array.isArray(pods)) for (const p of pods as { namespace: string; name: string; status: string; error: string | null }[]) console.log(`pod ${p.namespace}/${p.name}: ${p.status}${p.error ? ` (${p.error})` : ''}`);
@@ -122,5 +127,11 @@ export function runUninstall(flags: { bpffs: string; json?: boolean }): void {
 }
 
 export function runDoctorCommand(flags: { bpffs: string; json?: boolean }): Promise<number> {
-  return runDoctor({ bpffs: flags.bpffs, objects: DEFAULT_OBJECT_DIR, ...(flags.json ? { json: true } : {}) });
+  // Nothing here touches the host's cgroups or network namespace: the feature probes load
+  // programs without attaching them, and the live check runs in a private namespace.
+  return runDoctor({ ...(flags.json ? { json: true } : {}) }, [
+    () => hostChecks(DEFAULT_OBJECT_DIR, flags.bpffs),
+    () => featureChecks(FEATURES),
+    sockmapCheck(checkSockmapWakeup, { objectDir: DEFAULT_OBJECT_DIR }),
+  ]);
 }

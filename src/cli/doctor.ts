@@ -1,5 +1,10 @@
 // `sluice doctor`: can this node run sluice? Each check says what is wrong and the fix.
+// Host facts, the BPF features the programs use (libbpf's probes), and the live sockmap
+// regression check that decides whether --accelerate is safe. Only a missing required
+// feature fails (exit 1); what only --accelerate needs is a warning.
 import { existsSync, readdirSync } from 'node:fs';
+import type { WakeupReport } from '../bpf/probe-facts.js';
+import type { Feature, WakeupOptions } from '../bpf/probes.js';
 import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, sockmapRegressionByVersion } from '../bpf/system.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -10,7 +15,7 @@ export interface Check {
   detail: string;
 }
 
-/** Extra probes (BPF program and map types, the live sockmap check) plug in here. */
+/** One source of checks; doctor runs them in order. Tests inject their own. */
 export type Probe = () => Check | Check[] | Promise<Check | Check[]>;
 
 export function hostChecks(bpfObjectDir: string, bpffsDir: string): Check[] {
@@ -50,8 +55,42 @@ export function hostChecks(bpfObjectDir: string, bpffsDir: string): Check[] {
   return checks;
 }
 
-export async function runDoctor(opts: { json?: boolean; bpffs: string; objects: string }, probes: Probe[] = []): Promise<number> {
-  const checks = hostChecks(opts.objects, opts.bpffs);
+/** Program types, map types and helpers, each probed by loading or creating a tiny one. */
+export function featureChecks(features: readonly Feature[], root = process.geteuid?.() === 0): Check[] {
+  // Without privileges every load fails, and libbpf reports that as "not supported".
+  if (!root) return [{ name: 'bpf features', status: 'fail', detail: `${features.length} program types, map types and helpers cannot be probed without root: run sluice doctor as root` }];
+  return features.map((f) => {
+    const name = `${f.kind} ${f.name}`;
+    const answer = f.probe();
+    if (answer === true) return { name, status: 'ok', detail: `supported (${f.use})` };
+    const missing = answer === false ? 'not supported by this kernel' : `the probe failed (${answer})`;
+    return f.required
+      ? { name, status: 'fail', detail: `${missing}; sluice needs it for ${f.use}: run as root on Linux 6.1 or later` }
+      : { name, status: 'warn', detail: `${missing}; only ${f.use} needs it, so --accelerate is not available` };
+  });
+}
+
+export const SOCKMAP_CHECK = 'sockmap-regression (live)';
+
+/** The live sockmap check as a doctor check; it never fails the doctor, it only decides --accelerate. */
+export function sockmapCheck(run: (opts: WakeupOptions) => Promise<WakeupReport>, opts: WakeupOptions = {}): Probe {
+  return async () => {
+    const r = await run(opts);
+    if (r.verdict === 'ok') return { name: SOCKMAP_CHECK, status: 'ok', detail: `--accelerate is safe here: ${r.summary}` };
+    if (r.verdict === 'regressed') {
+      return {
+        name: SOCKMAP_CHECK,
+        status: 'warn',
+        detail: `regressed: ${r.summary}. Sockets in a sockmap can stall epoll clients (libuv, Go) and FIONREAD readers (nginx, Java); sluice run --accelerate is refused (--accelerate-force overrides)`,
+      };
+    }
+    return { name: SOCKMAP_CHECK, status: 'warn', detail: `${r.verdict}; sluice run --accelerate is refused until this check says ok (--accelerate-force overrides)` };
+  };
+}
+
+/** Runs every probe; a probe that throws becomes a failed check with its message. */
+export async function collectChecks(probes: Probe[]): Promise<Check[]> {
+  const checks: Check[] = [];
   for (const probe of probes) {
     try {
       const r = await probe();
@@ -60,7 +99,32 @@ export async function runDoctor(opts: { json?: boolean; bpffs: string; objects: 
       checks.push({ name: probe.name || 'probe', status: 'fail', detail: (e as Error).message });
     }
   }
-  if (opts.json) console.log(JSON.stringify(checks, null, 2));
-  else for (const c of checks) console.log(`${c.status.toUpperCase().padEnd(4)} ${c.name}: ${c.detail}`);
-  return checks.some((c) => c.status === 'fail') ? 1 : 0;
+  return checks;
+}
+
+export interface DoctorReport {
+  /** False when a required feature is missing: the exit code is then 1. */
+  ok: boolean;
+  /** What `sluice run --accelerate` would do on this node. */
+  accelerate: 'allowed' | 'refused' | 'not checked';
+  checks: Check[];
+}
+
+export function doctorReport(checks: Check[]): DoctorReport {
+  const live = checks.find((c) => c.name === SOCKMAP_CHECK);
+  return { ok: !checks.some((c) => c.status === 'fail'), accelerate: !live ? 'not checked' : live.status === 'ok' ? 'allowed' : 'refused', checks };
+}
+
+export function formatDoctor(report: DoctorReport, json: boolean): string {
+  if (json) return JSON.stringify(report, null, 2);
+  const lines = report.checks.map((c) => `${c.status.toUpperCase().padEnd(4)} ${c.name}: ${c.detail}`);
+  lines.push(report.ok ? 'sluice can run on this node' : 'sluice cannot run on this node: see FAIL above');
+  lines.push(`--accelerate: ${report.accelerate}`);
+  return lines.join('\n');
+}
+
+export async function runDoctor(opts: { json?: boolean }, probes: Probe[], out: (text: string) => void = console.log): Promise<number> {
+  const report = doctorReport(await collectChecks(probes));
+  out(formatDoctor(report, opts.json ?? false));
+  return report.ok ? 0 : 1;
 }

@@ -18,6 +18,8 @@ export interface DataPlane {
   /** Per-outcome and per-failure counters summed over CPUs, by counter name. */
   readCounters(): Record<string, bigint>;
   mapUsage(): MapUsage[];
+  /** Whether sk_msg acceleration is switched on in the kernel right now. */
+  acceleration?(): boolean;
 }
 
 export interface NetnsResolver {

@@ -46,7 +46,7 @@ export class Metrics {
   readonly mapWrites = new Counter({ name: 'sluice_map_writes_total', help: 'Policy map writes by operation.', labelNames: ['op'], registers: [this.registry] });
   readonly programsAttached = new Gauge({
     name: 'sluice_programs_attached',
-    help: 'Cgroup programs at startup: attached anew, or adopted (a pinned link kept, its program swapped in place).',
+    help: 'Programs linked at startup (the cgroup programs and sk_msg): attached anew, or adopted (a pinned link kept, its program swapped in place).',
     labelNames: ['how'],
     registers: [this.registry],
   });
@@ -90,6 +90,15 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         for (const u of dataPlane()?.mapUsage() ?? []) this.set({ map: u.map }, u.entries);
+      },
+    });
+    new Gauge({
+      name: 'sluice_acceleration_enabled',
+      help: 'Whether sk_msg acceleration is on (1) or off (0), as the kernel switch says. Redirected bytes bypass netfilter and tcpdump; see sluice_decisions_total{counter=~"accel_.*"}.',
+      registers: [this.registry],
+      collect() {
+        const dp = dataPlane();
+        if (dp?.acceleration) this.set(dp.acceleration() ? 1 : 0);
       },
     });
     new Gauge({

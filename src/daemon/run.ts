@@ -5,7 +5,8 @@ import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import pino from 'pino';
 import { BpfDataPlane } from '../bpf/dataplane.js';
-import { findCgroup2Mount } from '../bpf/system.js';
+import { checkSockmapWakeup, type WakeupOptions, type WakeupReport } from '../bpf/probes.js';
+import { findCgroup2Mount, kernelRelease } from '../bpf/system.js';
 import { buildPolicies } from '../policy/build.js';
 import { InputError } from '../policy/errors.js';
 import type { NodeConfig } from '../policy/config.js';
@@ -23,7 +24,12 @@ export interface DaemonOptions {
   bpffs: string;
   listen: string;
   lookupSocket?: string;
+  /** sk_msg acceleration; refused where the live sockmap check does not say `ok`. */
   accelerate: boolean;
+  /** Accelerate even then (benchmarks, or a workload known to be unaffected). */
+  accelerateForce?: boolean;
+  /** The live sockmap check; tests inject their own. */
+  sockmapCheck?: (opts: WakeupOptions) => Promise<WakeupReport>;
   objectDir?: string;
   /** Map capacity: captured pods, and concurrent captured connections. */
   capacity?: { pods?: number; connections?: number };
@@ -45,14 +51,34 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
+/**
+ * Whether to turn acceleration on. It is refused, before anything is attached, unless the
+ * live sockmap check passes: on a regressed kernel, sockets in a sockmap miss epoll
+ * wake-ups and report FIONREAD 0, which stalls libuv, Go, nginx and Java clients.
+ */
+export async function decideAcceleration(opts: DaemonOptions, log: pino.Logger): Promise<boolean> {
+  if (!opts.accelerate && !opts.accelerateForce) return false;
+  const check = opts.sockmapCheck ?? checkSockmapWakeup;
+  const report = await check(opts.objectDir ? { objectDir: opts.objectDir } : {});
+  log.info({ reason: 'sockmap_check', verdict: report.verdict, summary: report.summary, stress: report.stress }, 'sockmap regression check');
+  if (report.verdict === 'ok') return true;
+  const problem = report.verdict === 'regressed' ? `this kernel (${kernelRelease()}) has the sockmap regression: ${report.summary}` : `the sockmap regression check could not decide (${report.verdict.slice('unknown: '.length)})`;
+  if (opts.accelerateForce) {
+    log.warn({ reason: 'accelerate_forced', verdict: report.verdict }, `--accelerate-force: sk_msg acceleration is ON although ${problem}; epoll clients may stall and FIONREAD may read 0`);
+    return true;
+  }
+  throw new InputError(
+    'ACCELERATE_REFUSED',
+    `--accelerate refused: ${problem}. Sockets in a sockmap can then miss epoll wake-ups and report FIONREAD 0, which stalls libuv, Go, nginx and Java clients. ` +
+      'Nothing was changed. Run `sluice doctor` for the details; start without --accelerate, or pass --accelerate-force to accept the risk (e.g. for a benchmark).',
+  );
+}
+
 export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = pino({ base: { component: 'sluice' } });
   const spec = parseSourceSpec(opts.source);
   const listen = parseListen(opts.listen);
-  if (opts.accelerate) {
-    // sk_msg acceleration is not built yet; say so rather than silently ignoring the flag.
-    log.warn({ reason: 'not_implemented' }, '--accelerate is not available in this build; running without sk_msg acceleration');
-  }
+  const accelerate = await decideAcceleration(opts, log);
   const cgroupDir = opts.cgroup ?? findCgroup2Mount();
   if (!cgroupDir) throw new InputError('NO_CGROUP2', 'no cgroup2 filesystem is mounted; mount one or pass --cgroup DIR');
 
@@ -65,6 +91,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     log: (message) => log.info({ reason: 'loader' }, message),
   });
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
+  // Every start sets the switch, so a restart without --accelerate is the kill switch.
+  dataPlane.setAcceleration(accelerate);
+  log.info({ reason: 'acceleration', enabled: accelerate }, accelerate ? 'sk_msg acceleration on: redirected bytes bypass netfilter and tcpdump (see the accel_* counters)' : 'sk_msg acceleration off');
 
   const metrics = new Metrics(() => dataPlane);
   const report = dataPlane.installReport;

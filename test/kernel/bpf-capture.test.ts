@@ -459,7 +459,7 @@ test.serial('a restarted loader adopts every pin, and interception never stops',
   }
   for (const r of reports) {
     t.deepEqual(r.attached, [], 'nothing attached twice');
-    t.is(r.updated.length, CGROUP_PROGRAMS.length, 'every cgroup link got the new program in place');
+    t.is(r.updated.length, CGROUP_PROGRAMS.length + 1, 'every cgroup link, and the sk_msg link, got the new program in place');
     t.is(r.adoptedMaps.length, MAP_NAMES.length);
   }
   t.true(outcomes.length > 0);

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT } from '../../src/bpf/loader.js';
+import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT } from '../../src/bpf/loader.js';
 import { pidAlive } from '../../src/lab/netns.js';
 import { BPFFS_ROOT, reapStalePinDirs, removePinDir } from '../../src/lab/pins.js';
 
@@ -29,7 +29,7 @@ export function bpfRequirementsMissing(): string | null {
     missing.push(`bpffs at ${BPFFS_ROOT}: ${(err as Error).message}`);
   }
   if (!bpffsMountFor(BPFFS_ROOT)) missing.push(`bpffs at ${BPFFS_ROOT}: mount -t bpf bpf ${BPFFS_ROOT}`);
-  const objects = new Set([...CGROUP_PROGRAMS.map((p) => p.object), SK_LOOKUP_OBJECT]);
+  const objects = new Set([...CGROUP_PROGRAMS.map((p) => p.object), SK_LOOKUP_OBJECT, SK_MSG_OBJECT]);
   for (const o of objects) {
     const p = join(DEFAULT_OBJECT_DIR, `${o}.bpf.o`);
     if (!existsSync(p)) missing.push(`clang output ${p}: run \`make -C bpf\``);

@@ -465,7 +465,7 @@ test.serial('restart: kill -9 while connections flow; capture never stops and th
     t.deepEqual(missed, [], 'every connection, before, during and after, was captured');
 
     const m = await second!.metrics();
-    t.is(metric(m, 'sluice_programs_attached', { how: 'adopted' }), PROGRAMS.length, 'every cgroup link adopted, its program swapped in place');
+    t.is(metric(m, 'sluice_programs_attached', { how: 'adopted' }), PROGRAMS.length + 1, 'every cgroup link and the sk_msg link adopted, its program swapped in place');
     t.is(metric(m, 'sluice_programs_attached', { how: 'new' }), 0, 'nothing attached twice');
     t.is(metric(m, 'sluice_maps_adopted'), MAP_NAMES.length, 'every pinned map reused with its contents');
     t.like(await podState(second!, 'pod0'), { status: 'applied' });

@@ -12,7 +12,10 @@ import {
   CIDR_SET,
   COUNTER,
   counterNames,
+  decodeAccelKey,
+  decodeAddrKey,
   decodeBindKey,
+  decodeGlobal,
   decodeCidrKey,
   decodeConnKey,
   decodeIfaceKey,
@@ -20,7 +23,10 @@ import {
   decodeOrigDst,
   decodePodPolicy,
   decodePortKey,
+  encodeAccelKey,
+  encodeAddrKey,
   encodeBindKey,
+  encodeGlobal,
   encodeCidrKey,
   encodeConnKey,
   encodeIfaceKey,
@@ -30,6 +36,7 @@ import {
   encodePortKey,
   encodeSkLookupConfig,
   FAMILY,
+  GLOBAL_FLAG,
   IFACE_SET,
   LAYOUTS,
   MAX_POD_IPS,
@@ -78,6 +85,7 @@ for (const [k, v] of Object.entries(PORT_SET)) constant(`SLUICE_PORTS_${k}`, v);
 for (const [k, v] of Object.entries(CIDR_SET)) constant(`SLUICE_CIDRS_${k}`, v);
 for (const [k, v] of Object.entries(IFACE_SET)) constant(`SLUICE_IFACES_${k}`, v);
 for (const [k, v] of Object.entries(SOCK_FLAG)) constant(`SLUICE_SOCK_${k}`, v);
+for (const [k, v] of Object.entries(GLOBAL_FLAG)) constant(`SLUICE_GLOBAL_${k}`, v);
 
 interface CFacts {
   layouts: Record<string, { size: number; offsets: Record<string, number> }>;
@@ -198,6 +206,21 @@ test('a connection key keeps the netns cookie only for loopback listeners', (t) 
   t.is(pod.netnsCookie, 0n);
   t.deepEqual(pod.client, { ip: '10.1.0.2', port: 40000 });
   t.deepEqual(pod.listener, { ip: '10.1.0.2', port: 15001 });
+});
+
+test('an acceleration key keeps the netns cookie when either end is loopback; the peer key swaps the ends', (t) => {
+  const app = { ip: '127.0.0.6', port: 40000 };
+  const pod = { ip: '10.1.0.2', port: 8080 };
+  const mine = encodeAccelKey({ self: app, peer: pod, netnsCookie: 7n });
+  const theirs = encodeAccelKey({ self: pod, peer: app, netnsCookie: 7n });
+  t.deepEqual(decodeAccelKey(mine), { self: app, peer: pod, netnsCookie: 7n });
+  t.deepEqual(decodeAccelKey(theirs), { self: pod, peer: app, netnsCookie: 7n });
+  const crossPod = decodeAccelKey(encodeAccelKey({ self: { ip: '10.1.0.1', port: 40000 }, peer: pod, netnsCookie: 7n }));
+  t.is(crossPod.netnsCookie, 0n, 'two pods: two netns, so pod addresses alone');
+  t.is(decodeAccelKey(encodeAccelKey({ self: { ip: '::ffff:10.1.0.1', port: 1 }, peer: pod, netnsCookie: 7n })).self.ip, '10.1.0.1');
+  t.is(decodeAddrKey(encodeAddrKey('fd00::2')), 'fd00::2');
+  t.is(encodeAddrKey('10.1.0.2')[0], FAMILY.IPV4);
+  t.is(decodeGlobal(encodeGlobal(GLOBAL_FLAG.ACCELERATE)), GLOBAL_FLAG.ACCELERATE);
 });
 
 test('original destinations, listener keys and the sk_lookup config round-trip', (t) => {
