@@ -1,0 +1,113 @@
+// The bench's two processes, native/bench.c: a server that plays the proxy (asks
+// SO_ORIGINAL_DST, replies with it) and a client that opens connections back to back and
+// reports their rate and latency. Both run in a cgroup, so the cgroup programs of the
+// eBPF backend see them, and inside a netns given by path.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { runInCgroup, spawnInCgroup, type TestCgroup } from '../test/kernel/bpf-fixture.js';
+import { REPO_ROOT } from '../test/kernel/harness/requirements.js';
+
+export const BENCH_PATH = join(REPO_ROOT, 'native', 'build', 'sluice-bench');
+
+export function benchBinaryMissing(): string | null {
+  return existsSync(BENCH_PATH) ? null : `the load generator ${BENCH_PATH}: run \`make -C native\``;
+}
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  mean: number;
+}
+
+/** One client run, as native/bench.c prints it. Latencies in microseconds. */
+export interface LoadResult {
+  connections: number;
+  errors: number;
+  /** Replies that differ from what the capture should have produced. */
+  mismatches: number;
+  seconds: number;
+  /** Connections per second, over the measured window. */
+  rate: number;
+  /** connect() to writable. */
+  connectUs: Percentiles;
+  /** connect() to reply read and socket closed. */
+  cycleUs: Percentiles;
+  /** CPU time client and server used per connection (-1 when not measured). */
+  cpuUsPerConnection: number;
+  firstReply: string;
+  firstError: string;
+}
+
+export type CloseMode = 'rst' | 'fin';
+
+export interface LoadOptions {
+  netnsPath: string;
+  dst: string;
+  /** The reply every connection must get: "<proxy port> <original destination>". */
+  expect: string;
+  uid?: number;
+  concurrency: number;
+  warmupMs: number;
+  durationMs: number;
+  close: CloseMode;
+  /** Pin to this CPU, or run where the scheduler likes (null). */
+  cpu: number | null;
+  /** The server's pid, whose CPU time the client adds to its own. */
+  serverPid?: number;
+}
+
+export class LoadError extends Error {
+  override readonly name = 'LoadError';
+  readonly code = 'BENCH_LOAD_FAILED';
+}
+
+export async function runLoad(cgroup: TestCgroup, o: LoadOptions): Promise<LoadResult> {
+  const args = ['run', '--netns', o.netnsPath, '--dst', o.dst, '--expect', o.expect, '--concurrency', String(o.concurrency), '--warmup-ms', String(o.warmupMs), '--duration-ms', String(o.durationMs), '--close', o.close];
+  if (o.uid !== undefined) args.push('--uid', String(o.uid));
+  if (o.cpu !== null) args.push('--cpu', String(o.cpu));
+  if (o.serverPid !== undefined) args.push('--server-pid', String(o.serverPid));
+  const r = await runInCgroup(cgroup, BENCH_PATH, args);
+  try {
+    return JSON.parse(r.stdout.trim()) as LoadResult;
+  } catch {
+    throw new LoadError(`sluice-bench run --dst ${o.dst} exited ${r.code} without a result: ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+}
+
+export interface BenchServer {
+  /** The server process itself (spawnInCgroup's shell execs it). */
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** The proxy stand-in, listening on `ports` (IPv4 and IPv6) in the netns; resolves once it listens. */
+export function startBenchServer(cgroup: TestCgroup, netnsPath: string, ports: number[], cpu: number | null): Promise<BenchServer> {
+  const args = ['serve', '--netns', netnsPath, '--tcp', ports.join(',')];
+  if (cpu !== null) args.push('--cpu', String(cpu));
+  const child = spawnInCgroup(cgroup, BENCH_PATH, args);
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const server: BenchServer = {
+    pid: child.pid!,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new LoadError(`sluice-bench serve not ready after 5s: ${stderr}`)), 5000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new LoadError(`sluice-bench serve exited (${code}): ${stderr}`));
+    });
+    createInterface({ input: child.stdout! }).once('line', (line) => {
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      if (line.trim() === 'ready') resolve(server);
+      else reject(new LoadError(`sluice-bench serve: ${line}`));
+    });
+  });
+}
