@@ -153,7 +153,7 @@ export async function setupBackend(name: BackendName, ctx: SetupContext): Promis
     case 'none':
       return { ...common, directions: ['outbound', 'inbound'], target: targets(ctx.policy, false), memory: (peak) => memoryReport(b, peak, null, null) };
     case 'iptables': {
-      await iptablesBackend.install(b.topo, ctx.policy);
+      await iptablesBackend.install(b.topo, ctx.policy, {});
       return {
         ...common,
         directions: ['outbound', 'inbound'],
