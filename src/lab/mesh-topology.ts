@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findCgroup2Mount } from '../bpf/system.js';
 import { exec } from './exec.js';
+import { destroyCgroup } from './cgroup.js';
 import { deleteNetns, NETNS_PREFIX, pidAlive, waitUsable, type Netns } from './netns.js';
 import { tool } from './tools.js';
 
@@ -138,45 +139,6 @@ export async function createMeshTopology(): Promise<MeshTopology> {
   } catch (err) {
     await topo.destroy();
     throw err;
-  }
-}
-
-function cgroupProcs(dir: string): number[] {
-  try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** Kills every process in one of our cgroups, then removes it. Never throws. */
-async function destroyCgroup(dir: string): Promise<void> {
-  if (!dir.split('/').pop()!.startsWith(NETNS_PREFIX)) return;
-  if (!existsSync(dir)) return;
-  for (let i = 0; i < 100; i++) {
-    const pids = cgroupProcs(dir);
-    if (pids.length === 0) break;
-    try {
-      writeFileSync(join(dir, 'cgroup.kill'), '1'); // Linux 5.14+
-    } catch {
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  for (let i = 0; i < 50; i++) {
-    try {
-      rmdirSync(dir);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      await new Promise((r) => setTimeout(r, 20)); // EBUSY while the last process exits
-    }
   }
 }
 

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT } from '../../src/bpf/loader.js';
+import { cgroupProcs, destroyCgroup } from '../../src/lab/cgroup.js';
 import { pidAlive } from '../../src/lab/netns.js';
 import { BPFFS_ROOT, reapStalePinDirs, removePinDir } from '../../src/lab/pins.js';
 
@@ -50,45 +51,12 @@ export interface TestCgroup {
   destroy(): Promise<void>;
 }
 
-function procsOf(path: string): number[] {
-  try {
-    return readFileSync(join(path, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 export function createCgroup(): TestCgroup {
   const mount = findCgroup2Mount();
   if (!mount) throw new Error('no cgroup2 mount');
   const path = join(mount, uniqueName());
   mkdirSync(path);
-  let destroyed = false;
-  return {
-    path,
-    async destroy() {
-      if (destroyed) return;
-      for (let i = 0; i < 50; i++) {
-        const pids = procsOf(path);
-        if (pids.length === 0) break;
-        for (const pid of pids) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // gone
-          }
-        }
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      try {
-        rmdirSync(path);
-        destroyed = true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') destroyed = true;
-        else throw err;
-      }
-    },
-  };
+  return { path, destroy: () => destroyCgroup(path) };
 }
 
 /** A fresh bpffs directory for one test; removal detaches whatever is pinned in it. */
@@ -106,7 +74,7 @@ export function reapStale(): string[] {
       const m = new RegExp(`^${TEST_PREFIX}(\\d+)-`).exec(name);
       if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
       const p = join(mount, name);
-      if (procsOf(p).length === 0 && statSync(p).isDirectory()) {
+      if (cgroupProcs(p).length === 0 && statSync(p).isDirectory()) {
         rmdirSync(p);
         reaped.push(p);
       }
