@@ -69,6 +69,9 @@ const c = {
   map_fd: lib.func('int bpf_map__fd(const bpf_map *map)'),
   map_is_internal: lib.func('bool bpf_map__is_internal(const bpf_map *map)'),
   map_value_size: lib.func('uint32_t bpf_map__value_size(const bpf_map *map)'),
+  map_key_size: lib.func('uint32_t bpf_map__key_size(const bpf_map *map)'),
+  map_type: lib.func('int bpf_map__type(const bpf_map *map)'),
+  map_max_entries: lib.func('uint32_t bpf_map__max_entries(const bpf_map *map)'),
   map_set_pin_path: lib.func('int bpf_map__set_pin_path(bpf_map *map, const char *path)'),
   map_set_max_entries: lib.func('int bpf_map__set_max_entries(bpf_map *map, uint32_t max_entries)'),
   map_set_initial_value: lib.func('int bpf_map__set_initial_value(bpf_map *map, const void *data, size_t size)'),
@@ -166,6 +169,11 @@ export function mapIsInternal(m: BpfMap): boolean {
 
 export function mapValueSize(m: BpfMap): number {
   return c.map_value_size(m) as number;
+}
+
+/** What the kernel checks when libbpf reuses a pinned map: type, key and value size, entries. */
+export function mapShape(m: BpfMap): { type: number; keySize: number; valueSize: number; maxEntries: number } {
+  return { type: c.map_type(m) as number, keySize: c.map_key_size(m) as number, valueSize: c.map_value_size(m) as number, maxEntries: c.map_max_entries(m) as number };
 }
 
 /** libbpf reuses the map pinned there at load (or creates and pins it). */

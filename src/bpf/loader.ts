@@ -120,7 +120,7 @@ export function pinLayout(bpffsDir: string = DEFAULT_BPFFS_DIR): Pins {
 export class LoaderError extends Error {
   override readonly name = 'LoaderError';
   constructor(
-    readonly code: 'CGROUP_NOT_V2' | 'CGROUP_ROOT_REFUSED' | 'OBJECT_MISSING' | 'PINNED_ELSEWHERE' | 'NOT_INSTALLED',
+    readonly code: 'CGROUP_NOT_V2' | 'CGROUP_ROOT_REFUSED' | 'OBJECT_MISSING' | 'PINNED_ELSEWHERE' | 'PINNED_MAP_INCOMPATIBLE' | 'NOT_INSTALLED',
     message: string,
   ) {
     super(message);
@@ -166,16 +166,33 @@ const LINK_INFO_SIZE = 64;
 const LINK_INFO_CGROUP_ID = 16;
 const LINK_INFO_SOCKMAP_MAP_ID = 16;
 
-function pinnedMaxEntries(path: string): number | null {
+type MapShape = ReturnType<typeof bpf.mapShape>;
+
+/** struct bpf_map_info of a pinned map: type, key_size, value_size, max_entries. */
+function pinnedShape(path: string): MapShape | null {
   const fd = bpf.objGetIfPinned(path);
   if (fd === null) return null;
   try {
     const info = Buffer.alloc(MAP_INFO_SIZE);
     bpf.objInfo(fd, info, path);
-    return info.readUInt32LE(MAP_INFO_MAX_ENTRIES);
+    return { type: info.readUInt32LE(0), keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12), maxEntries: info.readUInt32LE(MAP_INFO_MAX_ENTRIES) };
   } finally {
     bpf.closeFd(fd);
   }
+}
+
+/**
+ * A pinned map libbpf cannot reuse (another sluice version's layout): say so by name, rather
+ * than let the load fail with a bare EINVAL.
+ */
+function checkReusable(name: string, pinPath: string, pinned: MapShape, wanted: MapShape, bpffsDir: string): void {
+  const diff = (['type', 'keySize', 'valueSize', 'maxEntries'] as const).filter((k) => pinned[k] !== wanted[k]);
+  if (diff.length === 0) return;
+  const what = diff.map((k) => `${k} ${pinned[k]} pinned, ${wanted[k]} in this build`).join(', ');
+  throw new LoaderError(
+    'PINNED_MAP_INCOMPATIBLE',
+    `map ${name} pinned at ${pinPath} was made by another sluice version (${what}); nothing was changed. Run \`sluice uninstall --bpffs ${bpffsDir}\` and start again (new connections are not captured until the daemon is back), or keep running the version that made it`,
+  );
 }
 
 /**
@@ -192,14 +209,17 @@ function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity
         continue;
       }
       const pinPath = join(pins.maps, name);
-      const pinned = pinnedMaxEntries(pinPath);
+      const shape = pinnedShape(pinPath);
+      const pinned = shape?.maxEntries ?? null;
       const wanted = capacityOf(name as MapName, cap);
-      if (pinned !== null) {
+      if (shape !== null) {
+        // Sized maps take the pinned capacity below; everything else must match as built.
+        checkReusable(name, pinPath, shape, { ...bpf.mapShape(m), ...(wanted !== null ? { maxEntries: shape.maxEntries } : {}) }, pins.root);
         if (wanted !== null && pinned !== wanted && !warned.has(name)) {
           warned.add(name);
           log(`map ${name}: keeping the pinned capacity ${pinned} (configured ${wanted}); uninstall to change it`);
         }
-        if (wanted !== null) bpf.setMapMaxEntries(m, pinned);
+        if (wanted !== null) bpf.setMapMaxEntries(m, shape.maxEntries);
       } else if (wanted !== null) {
         bpf.setMapMaxEntries(m, wanted);
       }

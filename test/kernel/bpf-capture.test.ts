@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
-import { CGROUP_PROGRAMS, MAP_NAMES, netnsLinkPath, pinLayout, uninstall } from '../../src/bpf/loader.js';
+import { CGROUP_PROGRAMS, MAP_NAMES, netnsLinkPath, pinLayout, uninstall, type LoaderError } from '../../src/bpf/loader.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
 import {
   bpfRequirementsMissing,
@@ -16,6 +16,7 @@ import {
   createBpffsDir,
   createCgroup,
   reapStale,
+  runInCgroup,
   runInNetns,
   serverOf,
   spawnInCgroup,
@@ -478,6 +479,27 @@ test.serial('a proxy that restarts its listeners gets inbound connections again 
   const s = serverOf(await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:8080' }));
   t.like(s, { server: 'pod', port: 15006, origDst: '10.1.0.2:8080' });
   t.true((e.dp.readCounters().listener_added ?? 0n) >= 4n);
+});
+
+test.serial("a pin dir holding another version's map is refused by name, and nothing is attached", async (t) => {
+  if (missing) return t.fail(missing);
+  const cg = createCgroup();
+  const bpffs = createBpffsDir();
+  try {
+    // sluice_counters as an older build made it: fewer counters.
+    const maps = pinLayout(bpffs.path).maps;
+    await runInCgroup(cg, 'mkdir', ['-p', maps]);
+    const made = await runInCgroup(cg, 'bpftool', ['map', 'create', `${maps}/sluice_counters`, 'type', 'percpu_array', 'key', '4', 'value', '8', 'entries', '3', 'name', 'sluice_counters']);
+    t.is(made.code, 0, made.stderr);
+    const err = t.throws(() => BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: bpffs.path }));
+    t.is((err as LoaderError).code, 'PINNED_MAP_INCOMPATIBLE');
+    t.regex(err!.message, /sluice_counters .*maxEntries 3 pinned.*sluice uninstall --bpffs/);
+    const shown = await runInCgroup(cg, 'bpftool', ['-j', 'cgroup', 'show', cg.path]);
+    t.deepEqual(JSON.parse(shown.stdout.trim() || '[]'), [], 'nothing attached to the cgroup');
+  } finally {
+    bpffs.destroy();
+    await cg.destroy();
+  }
 });
 
 test.serial('uninstall removes links, pins and maps; the pod is then untouched', async (t) => {
