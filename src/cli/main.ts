@@ -113,6 +113,9 @@ program
     process.exitCode = report.ok ? 0 : 1;
   });
 
+/** Typed errors of the kernel side, matched by name so this file need not load koffi. */
+const USER_FACING = new Set(['LoaderError', 'DemoError', 'NetnsError', 'UnknownNetnsError']);
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
@@ -122,6 +125,10 @@ try {
   } else if (e instanceof InputError) {
     console.error(`sluice: ${e.message}`);
     process.exitCode = 2;
+  } else if (e instanceof Error && USER_FACING.has(e.name)) {
+    // Their messages say what to do; a stack would only bury that.
+    console.error(`sluice: ${e.message}`);
+    process.exitCode = 1;
   } else {
     console.error(`sluice: ${(e as Error).stack ?? e}`);
     process.exitCode = 1;

@@ -5,7 +5,7 @@
 //   peer 10.1.0.1/24 fd00::1/64, and the "remote" 10.2.0.5 / fd00:2::5 on its lo (80, 8080)
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
 import { CGROUP_PROGRAMS, MAP_NAMES, netnsLinkPath, pinLayout, uninstall, type LoaderError } from '../../src/bpf/loader.js';
@@ -496,6 +496,7 @@ test.serial("a pin dir holding another version's map is refused by name, and not
     t.regex(err!.message, /sluice_counters .*maxEntries 3 pinned.*sluice uninstall --bpffs/);
     const shown = await runInCgroup(cg, 'bpftool', ['-j', 'cgroup', 'show', cg.path]);
     t.deepEqual(JSON.parse(shown.stdout.trim() || '[]'), [], 'nothing attached to the cgroup');
+    t.deepEqual(readdirSync(maps), ['sluice_counters'], 'no map created or pinned');
   } finally {
     bpffs.destroy();
     await cg.destroy();
