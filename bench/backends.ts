@@ -6,6 +6,9 @@
 //              pick (pod IP:15001 / :15006): the kernel path with nothing added
 //   iptables   the rules of src/policy/iptables.ts, iptables-restore'd in the pod netns
 //   ebpf       sluice's data plane: cgroup programs on the pod cgroup, sk_lookup on the netns
+//   ebpf+accel the same with acceleration switched on (sockops enrols the app/proxy pair
+//              in sluice_accel, sk_msg redirects their messages), forced on whatever the
+//              sockmap check says: this is a measurement
 //   sk_lookup  spike: sk_lookup alone (programs attached to an empty cgroup, the pod's
 //              listeners adopted from /proc), for steering without the cgroup hooks
 //   tc_assign  spike: bpf/spike/tc_assign.bpf.c at tc ingress of the pod's veth
@@ -25,7 +28,7 @@ export const TC_SPIKE_OBJECT = join(REPO_ROOT, 'bpf', 'build', 'spike', 'tc_assi
 /** The app's port that inbound clients connect to; bpf/spike/tc_assign.bpf.c captures it by default. */
 export const APP_PORT = 8080;
 
-export const BACKEND_NAMES = ['none', 'iptables', 'ebpf', 'sk_lookup', 'tc_assign'] as const;
+export const BACKEND_NAMES = ['none', 'iptables', 'ebpf', 'ebpf+accel', 'sk_lookup', 'tc_assign'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 export type Direction = 'outbound' | 'inbound';
 
@@ -33,6 +36,14 @@ export type Direction = 'outbound' | 'inbound';
 export const APP_UID = 1000;
 /** A remote port no one listens on: an outbound connection that is not captured fails. */
 export const REMOTE_PORT = 80;
+/**
+ * Stream connections: the app asks for REMOTE_STREAM_PORT (captured to 15001 like any
+ * other), or, without capture, connects straight to the proxy stand-in's DIRECT_STREAM_PORT.
+ * The stand-in picks the stream protocol by the original destination port, as a proxy
+ * routes by it.
+ */
+export const REMOTE_STREAM_PORT = 81;
+export const DIRECT_STREAM_PORT = 15081;
 
 export interface Target {
   /** Where the client runs: in the pod (the app) or in the peer (another machine). */
@@ -52,6 +63,10 @@ export interface BenchBackend {
   /** The proxy stand-in's pid: its CPU time counts in the cost per connection. */
   serverPid: number;
   target(direction: Direction): Target;
+  /** The app's long-lived connection to its proxy (outbound, port 15001 when captured). */
+  streamTarget: Target;
+  /** The data plane's counters (sluice_counters), for the eBPF backends. */
+  counters: (() => Record<string, bigint>) | null;
   /** Conntrack entries in the pod netns now; the bench samples it after every round. */
   conntrack(): Promise<number>;
   memory(peakConntrack: number): Promise<MemoryReport>;
@@ -107,6 +122,11 @@ function targets(policy: CapturePolicy, captured: boolean): (d: Direction) => Ta
   };
 }
 
+function streamTarget(policy: CapturePolicy, captured: boolean): Target {
+  const dst = captured ? `${A.remote4}:${REMOTE_STREAM_PORT}` : `${A.pod4}:${DIRECT_STREAM_PORT}`;
+  return { netns: 'pod', dst, expect: `${captured ? policy.ports.outbound : DIRECT_STREAM_PORT} ${dst}`, uid: APP_UID };
+}
+
 interface Base {
   topo: Topology;
   podCgroup: TestCgroup;
@@ -121,7 +141,7 @@ async function base(ctx: SetupContext): Promise<Base> {
   ctx.cleanup.push(`cgroup ${podCgroup.path}`, () => podCgroup.destroy());
   // The app listens on its port too: a connection the capture misses reaches it, and its
   // reply ("8080 ...") is counted as a mismatch instead of passing for a captured one.
-  const server = await startBenchServer(podCgroup, topo.pod.path, [ctx.policy.ports.outbound, ctx.policy.ports.inbound, APP_PORT], ctx.cpu);
+  const server = await startBenchServer(podCgroup, topo.pod.path, [ctx.policy.ports.outbound, ctx.policy.ports.inbound, APP_PORT, DIRECT_STREAM_PORT], [REMOTE_STREAM_PORT, DIRECT_STREAM_PORT], ctx.cpu);
   ctx.cleanup.push('proxy stand-in and app', () => server.stop());
   return { topo, podCgroup, serverPid: server.pid };
 }
@@ -148,7 +168,7 @@ function bpfMemoryOf(dp: BpfDataPlane, bpffsDir: string): Promise<BpfMemory> {
 
 export async function setupBackend(name: BackendName, ctx: SetupContext): Promise<BenchBackend> {
   const b = await base(ctx);
-  const common = { name, topo: b.topo, podCgroup: b.podCgroup, serverPid: b.serverPid, conntrack: () => conntrackEntries(b.topo) };
+  const common = { name, topo: b.topo, podCgroup: b.podCgroup, serverPid: b.serverPid, streamTarget: streamTarget(ctx.policy, name !== 'none'), counters: null, conntrack: () => conntrackEntries(b.topo) };
   switch (name) {
     case 'none':
       return { ...common, directions: ['outbound', 'inbound'], target: targets(ctx.policy, false), memory: (peak) => memoryReport(b, peak, null, null) };
@@ -161,10 +181,19 @@ export async function setupBackend(name: BackendName, ctx: SetupContext): Promis
         memory: async (peak) => memoryReport(b, peak, null, await iptablesRuleCount(b.topo)),
       };
     }
-    case 'ebpf': {
+    case 'ebpf':
+    case 'ebpf+accel': {
       // Servers first, then the data plane: it adopts the listeners that already exist.
       const { dp, bpffsDir } = installBpf(ctx, b.topo, b.podCgroup.path);
-      return { ...common, directions: ['outbound', 'inbound'], target: targets(ctx.policy, true), memory: async (peak) => memoryReport(b, peak, await bpfMemoryOf(dp, bpffsDir), null) };
+      // The switch of this private install only, as `sluice run --accelerate-force` sets it.
+      dp.setAcceleration(name === 'ebpf+accel');
+      return {
+        ...common,
+        directions: ['outbound', 'inbound'],
+        target: targets(ctx.policy, true),
+        counters: () => dp.readCounters(),
+        memory: async (peak) => memoryReport(b, peak, await bpfMemoryOf(dp, bpffsDir), null),
+      };
     }
     case 'sk_lookup': {
       // The cgroup programs go to a cgroup nobody runs in: only sk_lookup acts.

@@ -1,7 +1,8 @@
 // The bench's two processes, native/bench.c: a server that plays the proxy (asks
 // SO_ORIGINAL_DST, replies with it) and a client that opens connections back to back and
-// reports their rate and latency. Both run in a cgroup, so the cgroup programs of the
-// eBPF backend see them, and inside a netns given by path.
+// reports their rate and latency, or streams over one connection (`stream`). Both run in
+// a cgroup, so the cgroup programs of the eBPF backend see them, and inside a netns given
+// by path.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,8 +34,10 @@ export interface LoadResult {
   connectUs: Percentiles;
   /** connect() to reply read and socket closed. */
   cycleUs: Percentiles;
-  /** CPU time client and server used per connection (-1 when not measured). */
+  /** CPU time client, server and the pinned CPU's kernel threads used per connection (-1 when not measured). */
   cpuUsPerConnection: number;
+  /** The kernel threads' part of it (ksoftirqd/N, kworker/N:*; 0 when unpinned). */
+  kthreadUsPerConnection: number;
   firstReply: string;
   firstError: string;
 }
@@ -75,15 +78,75 @@ export async function runLoad(cgroup: TestCgroup, o: LoadOptions): Promise<LoadR
   }
 }
 
+/** One stream phase: `bytes` moved (round trips for ping) in `seconds`, CPU of both ends. */
+export interface StreamPhase {
+  /** Write size, or the message size of a round trip. */
+  write: number;
+  bytes: number;
+  seconds: number;
+  /** Client, server and the pinned CPU's kernel threads, which are also in kthreadNs. */
+  cpuNs: number;
+  kthreadNs: number;
+  /** Stream offset of the first byte that differed from the pattern, or -1. */
+  bad: number;
+}
+
+/** `sluice-bench stream`, as it prints it. */
+export interface StreamResult {
+  /** The proxy stand-in's reply line: "<listener port> <original destination>". */
+  reply: string;
+  mismatch: boolean;
+  /** Empty when every phase ran. */
+  error: string;
+  /** Every byte of the connection, both ways (what a redirect counter should see). */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Client to proxy, one per write size. */
+  up: StreamPhase[];
+  /** Proxy to client. */
+  down: StreamPhase[];
+  ping: { size: number; roundTrips: number; seconds: number; cpuNs: number; kthreadNs: number; bad: number; us: Percentiles };
+}
+
+export interface StreamOptions {
+  netnsPath: string;
+  dst: string;
+  expect: string;
+  uid?: number;
+  writes: number[];
+  pingSize: number;
+  warmupMs: number;
+  durationMs: number;
+  cpu: number | null;
+  serverPid: number;
+}
+
+export async function runStream(cgroup: TestCgroup, o: StreamOptions): Promise<StreamResult> {
+  const args = ['stream', '--netns', o.netnsPath, '--dst', o.dst, '--expect', o.expect, '--writes', o.writes.join(','), '--ping-size', String(o.pingSize), '--warmup-ms', String(o.warmupMs), '--duration-ms', String(o.durationMs), '--server-pid', String(o.serverPid)];
+  if (o.uid !== undefined) args.push('--uid', String(o.uid));
+  if (o.cpu !== null) args.push('--cpu', String(o.cpu));
+  const r = await runInCgroup(cgroup, BENCH_PATH, args);
+  try {
+    return JSON.parse(r.stdout.trim()) as StreamResult;
+  } catch {
+    throw new LoadError(`sluice-bench stream --dst ${o.dst} exited ${r.code} without a result: ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+}
+
 export interface BenchServer {
   /** The server process itself (spawnInCgroup's shell execs it). */
   pid: number;
   stop(): Promise<void>;
 }
 
-/** The proxy stand-in, listening on `ports` (IPv4 and IPv6) in the netns; resolves once it listens. */
-export function startBenchServer(cgroup: TestCgroup, netnsPath: string, ports: number[], cpu: number | null): Promise<BenchServer> {
+/**
+ * The proxy stand-in, listening on `ports` (IPv4 and IPv6) in the netns; resolves once it
+ * listens. A connection whose original destination port is in `streamPorts` is a stream
+ * session instead of a one-line reply.
+ */
+export function startBenchServer(cgroup: TestCgroup, netnsPath: string, ports: number[], streamPorts: number[], cpu: number | null): Promise<BenchServer> {
   const args = ['serve', '--netns', netnsPath, '--tcp', ports.join(',')];
+  if (streamPorts.length) args.push('--stream-ports', streamPorts.join(','));
   if (cpu !== null) args.push('--cpu', String(cpu));
   const child = spawnInCgroup(cgroup, BENCH_PATH, args);
   let stderr = '';

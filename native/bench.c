@@ -1,9 +1,12 @@
-// sluice-bench: the connection-rate load generator behind `npm run bench`.
+// sluice-bench: the load generator behind `npm run bench`.
 //
-//   sluice-bench serve --tcp PORTS [--netns PATH] [--cpu N]
+//   sluice-bench serve --tcp PORTS [--stream-ports PORTS] [--netns PATH] [--cpu N]
 //   sluice-bench run --dst IP:PORT [--netns PATH] [--cpu N] [--uid N] [--concurrency N]
 //                    [--warmup-ms N] [--duration-ms N] [--expect TEXT] [--close rst|fin]
 //                    [--server-pid PID]
+//   sluice-bench stream --dst IP:PORT [--netns PATH] [--cpu N] [--uid N] [--expect TEXT]
+//                    [--writes 4096,65536] [--ping-size 64] [--warmup-ms N]
+//                    [--duration-ms N] [--server-pid PID]
 //
 // The server plays the proxy: for every connection it asks SO_ORIGINAL_DST exactly as a
 // proxy would (falling back to the socket's own address when nothing answers), writes
@@ -13,8 +16,9 @@
 // connections per second, connect latency (connect() to writable) and cycle latency
 // (connect() to the reply read and the socket closed), p50/p99 in microseconds. With
 // --server-pid it also reports the CPU time client and server used per connection
-// (/proc/PID/schedstat): unlike the rate, time that other jobs take from the CPU does
-// not count in it.
+// (/proc/PID/schedstat), plus, when pinned with --cpu, the time of that CPU's kernel
+// threads (ksoftirqd/N, kworker/N:*), where deferred softirqs and work items run: unlike
+// the rate, time that other jobs take from the CPU does not count in it.
 //
 // --cpu pins the process. With the client and the server on the same CPU, all the work
 // of a connection (both processes, and the softirqs they raise) runs there, so the rate
@@ -25,12 +29,26 @@
 // is in: no TIME_WAIT anywhere, so the ephemeral port range and the conntrack table stay
 // bounded however long the run. --close fin reads to EOF and closes normally; the
 // server, which closed first, keeps each tuple in TIME_WAIT.
+//
+// stream measures one long connection instead: the data path between the app and its
+// proxy. The server treats a connection whose original destination port is one of
+// --stream-ports as a stream session: it writes the same reply line, then serves
+// requests on that connection with blocking I/O until the client ends it. The client, per
+// write size: "up" (app to proxy, the client writes) and "down" (the server writes), each
+// as 4 MiB chunks for --duration-ms after --warmup-ms, then 64-byte (--ping-size)
+// request/response round trips. Every byte is compared with a fixed pseudo-random
+// pattern at its stream offset (memcmp, the same cost for every capture), so lost,
+// duplicated or reordered bytes are reported, never timed. It prints one JSON line: bytes,
+// seconds and CPU time (as for run) per phase, round-trip percentiles, and every byte the
+// socket sent and received (what an sk_msg redirect counter should have seen).
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -109,6 +127,89 @@ static void enter_netns(const char *path) {
   close(fd);
 }
 
+// ----------------------------------------------------------------- stream protocol
+
+#define STREAM_MAGIC 0x31424c53u // "SLB1"
+enum { OP_END = 0, OP_UP = 1, OP_DOWN = 2, OP_PING = 3 };
+
+// One request, client to server. up: `bytes` follow in `size`-byte writes, the server
+// answers with an ack_t. down: the server writes `bytes` in `size`-byte writes. ping:
+// `count` round trips of `size` bytes, echoed. `offset` is the stream offset of the
+// first byte, so both ends know which pattern bytes to expect.
+typedef struct {
+  uint32_t magic, op, size, count;
+  uint64_t offset, bytes;
+} req_t;
+
+typedef struct {
+  uint64_t got;
+  int64_t bad; // stream offset of the first byte that differed from the pattern, or -1
+} ack_t;
+
+#define MAX_IO (1u << 20)     // the largest write size
+#define READ_SIZE (256u << 10) // what both ends ask read() for
+#define CHUNK (4u << 20)       // bytes per up/down request: a multiple of every write size
+#define PING_BATCH 1000u
+// Not a multiple of any write size, so a chunk delivered at the wrong offset does not
+// match by accident.
+#define PATTERN_PERIOD ((1u << 20) + 8u * 131u)
+
+static unsigned char *pattern; // PATTERN_PERIOD + MAX_IO bytes: every slice is contiguous
+
+static void make_pattern(void) {
+  pattern = malloc(PATTERN_PERIOD + MAX_IO);
+  if (!pattern) die("malloc");
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (size_t i = 0; i < PATTERN_PERIOD; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17; // xorshift64
+    memcpy(pattern + i, &x, 8);
+  }
+  memcpy(pattern + PATTERN_PERIOD, pattern, MAX_IO);
+}
+
+static const unsigned char *pat(uint64_t offset) { return pattern + offset % PATTERN_PERIOD; }
+
+// The first offset in [offset, offset + n) whose byte differs from the pattern, or -1.
+static int64_t check(const unsigned char *buf, size_t n, uint64_t offset) {
+  const unsigned char *want = pat(offset);
+  if (memcmp(buf, want, n) == 0) return -1;
+  size_t i = 0;
+  while (buf[i] == want[i]) i++;
+  return (int64_t)(offset + i);
+}
+
+// 0 when all n bytes moved, 1 on EOF before that, -1 on an error (errno set).
+static int read_full(int fd, void *buf, size_t n) {
+  for (size_t got = 0; got < n;) {
+    ssize_t r = read(fd, (char *)buf + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) return 1;
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n) {
+  for (size_t done = 0; done < n;) {
+    ssize_t r = write(fd, (const char *)buf + done, n - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    done += (size_t)r;
+  }
+  return 0;
+}
+
+// Blocking, no Nagle (as Envoy sets its sockets), and a bound on every wait so a lost
+// wake-up or a vanished peer ends the session instead of hanging the bench.
+static void stream_socket(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct timeval tv = {.tv_sec = 10};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 // ---------------------------------------------------------------------------- serve
 
 typedef struct {
@@ -137,6 +238,47 @@ static int make_listener(int family, int port) {
   return fd;
 }
 
+static int stream_ports[MAX_PORTS], n_stream_ports;
+
+static int port_of(const ss_t *sa) {
+  return ntohs(sa->ss_family == AF_INET ? ((const struct sockaddr_in *)sa)->sin_port : ((const struct sockaddr_in6 *)sa)->sin6_port);
+}
+
+// The proxy end of a stream connection, inline: the bench runs one thing at a time, and
+// /proc/PID/schedstat (the CPU figure) counts this thread only.
+static void session(int fd) {
+  static unsigned char *buf;
+  if (!buf && !(buf = malloc(MAX_IO))) return;
+  stream_socket(fd);
+  for (;;) {
+    req_t q;
+    if (read_full(fd, &q, sizeof q) != 0 || q.magic != STREAM_MAGIC || q.size == 0 || q.size > MAX_IO) return;
+    if (q.op == OP_UP) {
+      ack_t a = {.got = 0, .bad = -1};
+      while (a.got < q.bytes) {
+        size_t want = q.bytes - a.got < READ_SIZE ? (size_t)(q.bytes - a.got) : READ_SIZE;
+        ssize_t r = read(fd, buf, want);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return;
+        if (a.bad < 0) a.bad = check(buf, (size_t)r, q.offset + a.got);
+        a.got += (uint64_t)r;
+      }
+      if (write_full(fd, &a, sizeof a) < 0) return;
+    } else if (q.op == OP_DOWN) {
+      for (uint64_t sent = 0; sent < q.bytes;) {
+        size_t n = q.bytes - sent < q.size ? (size_t)(q.bytes - sent) : q.size;
+        if (write_full(fd, pat(q.offset + sent), n) < 0) return;
+        sent += n;
+      }
+    } else if (q.op == OP_PING) {
+      for (uint32_t i = 0; i < q.count; i++)
+        if (read_full(fd, buf, q.size) != 0 || write_full(fd, buf, q.size) < 0) return;
+    } else {
+      return;
+    }
+  }
+}
+
 // What a proxy does with a new connection before it can route it: ask where it was going.
 static void answer(int fd, int port) {
   ss_t od;
@@ -151,7 +293,22 @@ static void answer(int fd, int port) {
   int n = snprintf(out, sizeof out, "%d %s\n", port, fmt(&od, a, sizeof a));
   // Tens of bytes into an empty send buffer: never short on a fresh socket.
   if (write(fd, out, (size_t)n) < 0) { /* the client went away; it counts the error */ }
+  for (int i = 0; i < n_stream_ports; i++)
+    if (port_of(&od) == stream_ports[i]) {
+      session(fd);
+      break;
+    }
   close(fd);
+}
+
+static int parse_ports(const char *text, int *out, int max) {
+  int n = 0;
+  for (const char *s = text; s && *s && n < max;) {
+    char *end;
+    out[n++] = (int)strtol(s, &end, 10);
+    s = *end ? end + 1 : end;
+  }
+  return n;
 }
 
 __attribute__((noreturn)) static void serve(const char *ports) {
@@ -243,11 +400,64 @@ static uint64_t cpu_ns(int pid) {
   return ns;
 }
 
+// The pinned CPU's kernel threads. Work the traffic causes but no process of ours runs
+// lands there: softirqs the kernel defers (ksoftirqd/N), and work items queued on this
+// CPU (kworker/N:*; tearing down a socket that was in a sockmap, for one).
+#define MAX_KTHREADS 256
+
+typedef struct {
+  int n;
+  struct {
+    int pid;
+    uint64_t ns;
+  } t[MAX_KTHREADS];
+} kthreads_t;
+
+static int pinned_cpu = -1;
+
+static void kthreads_read(kthreads_t *k) {
+  k->n = 0;
+  if (pinned_cpu < 0) return;
+  char soft[32], work[32];
+  snprintf(soft, sizeof soft, "ksoftirqd/%d", pinned_cpu);
+  int wl = snprintf(work, sizeof work, "kworker/%d:", pinned_cpu);
+  DIR *d = opendir("/proc");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) && k->n < MAX_KTHREADS) {
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    int pid = atoi(e->d_name);
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    if (!fgets(comm, sizeof comm, f)) comm[0] = 0;
+    fclose(f);
+    comm[strcspn(comm, "\n")] = 0;
+    if (strcmp(comm, soft) != 0 && strncmp(comm, work, (size_t)wl) != 0) continue;
+    k->t[k->n].pid = pid, k->t[k->n++].ns = cpu_ns(pid);
+  }
+  closedir(d);
+}
+
+// What the threads of `now` ran since `then`; one that appeared meanwhile ran only since.
+static uint64_t kthreads_since(const kthreads_t *then, const kthreads_t *now) {
+  uint64_t sum = 0;
+  for (int i = 0; i < now->n; i++) {
+    uint64_t before = 0;
+    for (int j = 0; j < then->n; j++)
+      if (then->t[j].pid == now->t[i].pid) before = then->t[j].ns;
+    if (now->t[i].ns > before) sum += now->t[i].ns - before;
+  }
+  return sum;
+}
+
 static struct {
   ss_t dst;
   int server_pid;
   int cpu_started;
   uint64_t cpu0;
+  kthreads_t k0;
   const char *expect;
   int close_rst;
   int ep;
@@ -360,6 +570,7 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
     if (t >= R.measure_to) break;
     if (!R.cpu_started && t >= R.measure_from) {
       R.cpu_started = 1;
+      kthreads_read(&R.k0); // first, so the client's own time leaves out the scan
       R.cpu0 = cpu_ns(0) + (R.server_pid ? cpu_ns(R.server_pid) : 0);
     }
     // A slot whose connect failed at once is idle: retry it, unless nothing ever works.
@@ -377,9 +588,15 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
       if (s->state == IDLE && now_ns() < R.measure_to) start(s);
     }
   }
-  double cpu_us = -1;
-  if (R.server_pid && R.cpu_started && R.done > 0)
-    cpu_us = (double)(cpu_ns(0) + cpu_ns(R.server_pid) - R.cpu0) / 1000.0 / (double)R.done;
+  double cpu_us = -1, kthread_us = -1;
+  if (R.server_pid && R.cpu_started && R.done > 0) {
+    uint64_t procs = cpu_ns(0) + cpu_ns(R.server_pid) - R.cpu0;
+    static kthreads_t k1;
+    kthreads_read(&k1);
+    uint64_t kth = kthreads_since(&R.k0, &k1);
+    cpu_us = (double)(procs + kth) / 1000.0 / (double)R.done;
+    kthread_us = (double)kth / 1000.0 / (double)R.done;
+  }
   // Connections still in flight at the end are neither counted nor errors.
   for (int i = 0; i < concurrency; i++)
     if (slots[i].state != IDLE) close(slots[i].fd);
@@ -389,11 +606,247 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
   printf("{\"connections\":%lu,\"errors\":%lu,\"mismatches\":%lu,\"seconds\":%.3f,\"rate\":%.1f,"
          "\"connectUs\":{\"p50\":%.1f,\"p99\":%.1f,\"mean\":%.1f},"
          "\"cycleUs\":{\"p50\":%.1f,\"p99\":%.1f,\"mean\":%.1f},\"cpuUsPerConnection\":%.2f,"
-         "\"firstReply\":\"%s\",\"firstError\":\"%s\"}\n",
+         "\"kthreadUsPerConnection\":%.2f,\"firstReply\":\"%s\",\"firstError\":\"%s\"}\n",
          R.done, R.errors, R.mismatches, secs, (double)R.done / secs, pct(&R.connect, 50),
          pct(&R.connect, 99), mean_us(&R.connect), pct(&R.cycle, 50), pct(&R.cycle, 99),
-         mean_us(&R.cycle), cpu_us, R.first_reply, R.first_error);
+         mean_us(&R.cycle), cpu_us, kthread_us, R.first_reply, R.first_error);
   return R.done > 0 && R.mismatches == 0 ? 0 : 1;
+}
+
+// --------------------------------------------------------------------------- stream
+
+typedef struct {
+  uint32_t write;
+  uint64_t bytes, ns, cpu_ns, kthread_ns; // cpu_ns includes kthread_ns
+  int64_t bad;
+} phase_t;
+
+static struct {
+  int fd, server_pid;
+  uint64_t sent, received; // every byte of the connection, both ways
+  uint64_t up_off, down_off, ping_off;
+  char error[200];
+} S;
+
+static uint64_t cpu_both(void) { return cpu_ns(0) + (S.server_pid ? cpu_ns(S.server_pid) : 0); }
+
+static kthreads_t k_start, k_end;
+
+// CPU accounting of a timed window: processes, then the pinned CPU's kernel threads.
+static void window_start(uint64_t *cpu0) {
+  kthreads_read(&k_start);
+  *cpu0 = cpu_both();
+}
+
+static void window_end(phase_t *p, uint64_t cpu0) {
+  p->cpu_ns = cpu_both() - cpu0;
+  kthreads_read(&k_end);
+  p->kthread_ns = kthreads_since(&k_start, &k_end);
+  p->cpu_ns += p->kthread_ns;
+}
+
+static int fail_io(const char *what, int r) {
+  if (!S.error[0]) snprintf(S.error, sizeof S.error, "%s: %s", what, r > 0 ? "connection closed" : strerror(errno));
+  return -1;
+}
+
+static int send_all(const void *buf, size_t n, const char *what) {
+  if (write_full(S.fd, buf, n) < 0) return fail_io(what, -1);
+  S.sent += n;
+  return 0;
+}
+
+static int recv_all(void *buf, size_t n, const char *what) {
+  int r = read_full(S.fd, buf, n);
+  if (r != 0) return fail_io(what, r);
+  S.received += n;
+  return 0;
+}
+
+// Chunks for warmup_ms untimed, then for duration_ms timed; always whole chunks.
+typedef int (*chunk_fn)(uint32_t size, phase_t *p);
+
+static int measure(chunk_fn fn, uint32_t size, int warmup_ms, int duration_ms, phase_t *p) {
+  memset(p, 0, sizeof *p);
+  p->write = size, p->bad = -1;
+  phase_t scratch = *p;
+  uint64_t start = now_ns(), t0 = 0, cpu0 = 0;
+  int measuring = 0;
+  for (;;) {
+    uint64_t t = now_ns();
+    if (!measuring && t - start >= (uint64_t)warmup_ms * 1000000u) {
+      window_start(&cpu0);
+      measuring = 1, t = t0 = now_ns();
+    }
+    if (measuring && t - t0 >= (uint64_t)duration_ms * 1000000u) break;
+    if (fn(size, measuring ? p : &scratch) < 0) return -1;
+    if (scratch.bad >= 0 && p->bad < 0) p->bad = scratch.bad;
+  }
+  p->ns = now_ns() - t0;
+  window_end(p, cpu0);
+  return 0;
+}
+
+static int up_chunk(uint32_t size, phase_t *p) {
+  req_t q = {.magic = STREAM_MAGIC, .op = OP_UP, .size = size, .offset = S.up_off, .bytes = CHUNK};
+  if (send_all(&q, sizeof q, "up request") < 0) return -1;
+  for (uint64_t sent = 0; sent < CHUNK; sent += size)
+    if (send_all(pat(S.up_off + sent), size, "up write") < 0) return -1;
+  ack_t a;
+  if (recv_all(&a, sizeof a, "up ack") < 0) return -1;
+  if (a.got != CHUNK) return fail_io("up ack: wrong byte count", 1);
+  if (a.bad >= 0 && p->bad < 0) p->bad = a.bad;
+  S.up_off += CHUNK, p->bytes += CHUNK;
+  return 0;
+}
+
+static unsigned char *rbuf;
+
+static int down_chunk(uint32_t size, phase_t *p) {
+  req_t q = {.magic = STREAM_MAGIC, .op = OP_DOWN, .size = size, .offset = S.down_off, .bytes = CHUNK};
+  if (send_all(&q, sizeof q, "down request") < 0) return -1;
+  for (uint64_t got = 0; got < CHUNK;) {
+    size_t want = CHUNK - got < READ_SIZE ? (size_t)(CHUNK - got) : READ_SIZE;
+    ssize_t r = read(S.fd, rbuf, want);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return fail_io("down read", r == 0 ? 1 : -1);
+    if (p->bad < 0) p->bad = check(rbuf, (size_t)r, S.down_off + got);
+    got += (uint64_t)r, S.received += (uint64_t)r;
+  }
+  S.down_off += CHUNK, p->bytes += CHUNK;
+  return 0;
+}
+
+static samples_t rtt;
+static int rtt_on;
+
+// PING_BATCH round trips; the request rides with the first message, one write.
+static int ping_batch(uint32_t size, phase_t *p) {
+  static unsigned char msg[sizeof(req_t) + 4096];
+  req_t q = {.magic = STREAM_MAGIC, .op = OP_PING, .size = size, .count = PING_BATCH};
+  memcpy(msg, &q, sizeof q);
+  for (uint32_t i = 0; i < PING_BATCH; i++) {
+    const unsigned char *out = pat(S.ping_off);
+    uint64_t t = now_ns();
+    if (i == 0) {
+      memcpy(msg + sizeof q, out, size);
+      if (send_all(msg, sizeof q + size, "ping write") < 0) return -1;
+    } else if (send_all(out, size, "ping write") < 0) {
+      return -1;
+    }
+    if (recv_all(rbuf, size, "ping read") < 0) return -1;
+    uint64_t dt = now_ns() - t;
+    if (p->bad < 0) p->bad = check(rbuf, size, S.ping_off);
+    if (rtt_on) push(&rtt, dt);
+    S.ping_off += size, p->bytes += 1; // bytes counts round trips here
+  }
+  return 0;
+}
+
+static void print_phases(const char *name, const phase_t *ps, int n) {
+  printf("\"%s\":[", name);
+  for (int i = 0; i < n; i++)
+    printf("%s{\"write\":%u,\"bytes\":%llu,\"seconds\":%.6f,\"cpuNs\":%llu,\"kthreadNs\":%llu,\"bad\":%lld}", i ? "," : "",
+           ps[i].write, (unsigned long long)ps[i].bytes, (double)ps[i].ns / 1e9, (unsigned long long)ps[i].cpu_ns,
+           (unsigned long long)ps[i].kthread_ns, (long long)ps[i].bad);
+  printf("],");
+}
+
+static int stream(const char *dst, const char *expect, const char *writes, int ping_size, int warmup_ms, int duration_ms) {
+  ss_t sa;
+  if (parse_endpoint(dst, &sa) < 0) {
+    fprintf(stderr, "sluice-bench: bad --dst %s (IP:PORT or [IP6]:PORT)\n", dst);
+    return 2;
+  }
+  int sizes[MAX_PORTS];
+  int nsizes = parse_ports(writes, sizes, MAX_PORTS);
+  for (int i = 0; i < nsizes; i++)
+    if (sizes[i] <= 0 || (uint32_t)sizes[i] > MAX_IO || CHUNK % (uint32_t)sizes[i]) {
+      fprintf(stderr, "sluice-bench stream: write sizes must divide %u and be at most %u\n", CHUNK, MAX_IO);
+      return 2;
+    }
+  if (ping_size <= 0 || ping_size > 4096) {
+    fprintf(stderr, "sluice-bench stream: --ping-size must be 1..4096\n");
+    return 2;
+  }
+  make_pattern();
+  if (!(rbuf = malloc(MAX_IO))) die("malloc");
+  phase_t up[MAX_PORTS], down[MAX_PORTS], ping;
+  memset(&ping, 0, sizeof ping);
+  int nup = 0, ndown = 0, mismatch = 0;
+  char greeting[160] = "";
+
+  S.fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (S.fd < 0) die("socket");
+  stream_socket(S.fd);
+  if (connect(S.fd, (void *)&sa, salen(sa.ss_family)) < 0) {
+    fail_io("connect", -1);
+    goto out;
+  }
+  // The reply line, as in `run`: which listener and which original destination.
+  for (size_t n = 0; n < sizeof greeting - 1;) {
+    ssize_t r = read(S.fd, greeting + n, 1);
+    if (r <= 0) {
+      fail_io("reading the reply line", r == 0 ? 1 : -1);
+      goto out;
+    }
+    S.received++;
+    if (greeting[n] == '\n') {
+      greeting[n] = 0;
+      break;
+    }
+    greeting[++n] = 0;
+  }
+  if (expect && strcmp(greeting, expect) != 0) {
+    mismatch = 1;
+    goto out;
+  }
+  for (int i = 0; i < nsizes; i++) {
+    if (measure(up_chunk, (uint32_t)sizes[i], warmup_ms, duration_ms, &up[nup]) < 0) goto out;
+    nup++;
+    if (measure(down_chunk, (uint32_t)sizes[i], warmup_ms, duration_ms, &down[ndown]) < 0) goto out;
+    ndown++;
+  }
+  // Round trips, as measure() does it, but with latency samples from the timed batches only.
+  {
+    phase_t scratch;
+    memset(&scratch, 0, sizeof scratch);
+    uint64_t start = now_ns(), t0 = 0, cpu0 = 0;
+    int measuring = 0;
+    ping.write = (uint32_t)ping_size, ping.bad = -1, scratch.bad = -1;
+    for (;;) {
+      uint64_t t = now_ns();
+      if (!measuring && t - start >= (uint64_t)warmup_ms * 1000000u) {
+        window_start(&cpu0);
+        measuring = 1, t = t0 = now_ns();
+      }
+      if (measuring && t - t0 >= (uint64_t)duration_ms * 1000000u) break;
+      rtt_on = measuring;
+      if (ping_batch((uint32_t)ping_size, measuring ? &ping : &scratch) < 0) goto out;
+      if (scratch.bad >= 0 && ping.bad < 0) ping.bad = scratch.bad;
+    }
+    ping.ns = now_ns() - t0;
+    window_end(&ping, cpu0);
+  }
+  {
+    req_t end = {.magic = STREAM_MAGIC, .op = OP_END, .size = 1};
+    send_all(&end, sizeof end, "end request");
+  }
+out:
+  close(S.fd);
+  qsort(rtt.v, rtt.n, sizeof(uint64_t), cmp_u64);
+  int bad = mismatch || S.error[0] || ping.bad >= 0;
+  for (int i = 0; i < nup; i++) bad |= up[i].bad >= 0;
+  for (int i = 0; i < ndown; i++) bad |= down[i].bad >= 0;
+  printf("{\"reply\":\"%s\",\"mismatch\":%s,\"error\":\"%s\",\"bytesSent\":%llu,\"bytesReceived\":%llu,", greeting,
+         mismatch ? "true" : "false", S.error, (unsigned long long)S.sent, (unsigned long long)S.received);
+  print_phases("up", up, nup);
+  print_phases("down", down, ndown);
+  printf("\"ping\":{\"size\":%d,\"roundTrips\":%llu,\"seconds\":%.6f,\"cpuNs\":%llu,\"kthreadNs\":%llu,\"bad\":%lld,"
+         "\"us\":{\"p50\":%.2f,\"p99\":%.2f,\"mean\":%.2f}}}\n",
+         ping_size, (unsigned long long)ping.bytes, (double)ping.ns / 1e9, (unsigned long long)ping.cpu_ns,
+         (unsigned long long)ping.kthread_ns, (long long)ping.bad, pct(&rtt, 50), pct(&rtt, 99), mean_us(&rtt));
+  return bad ? 1 : 0;
 }
 
 // ----------------------------------------------------------------------------- main
@@ -411,7 +864,7 @@ static int opt_int(int argc, char **argv, const char *name, int dflt) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: sluice-bench serve|run ...\n");
+    fprintf(stderr, "usage: sluice-bench serve|run|stream ...\n");
     return 2;
   }
   // Never outlive the harness that started us.
@@ -424,6 +877,7 @@ int main(int argc, char **argv) {
     CPU_ZERO(&set);
     CPU_SET(atoi(cpu), &set);
     if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
+    pinned_cpu = atoi(cpu);
   }
   if (!strcmp(argv[1], "serve")) {
     const char *ports = opt(argc, argv, "--tcp");
@@ -431,15 +885,17 @@ int main(int argc, char **argv) {
       fprintf(stderr, "sluice-bench serve: --tcp PORTS is required\n");
       return 2;
     }
+    n_stream_ports = parse_ports(opt(argc, argv, "--stream-ports"), stream_ports, MAX_PORTS);
+    if (n_stream_ports) make_pattern();
     serve(ports);
   }
-  if (strcmp(argv[1], "run") != 0) {
+  if (strcmp(argv[1], "run") != 0 && strcmp(argv[1], "stream") != 0) {
     fprintf(stderr, "sluice-bench: unknown mode %s\n", argv[1]);
     return 2;
   }
   const char *dst = opt(argc, argv, "--dst");
   if (!dst) {
-    fprintf(stderr, "sluice-bench run: --dst IP:PORT is required\n");
+    fprintf(stderr, "sluice-bench %s: --dst IP:PORT is required\n", argv[1]);
     return 2;
   }
   // Drop to the app's uid after setns and before any socket exists: the capture judges
@@ -447,6 +903,12 @@ int main(int argc, char **argv) {
   const char *uid = opt(argc, argv, "--uid");
   if (uid) {
     if (setgroups(0, NULL) < 0 || setgid((gid_t)atoi(uid)) < 0 || setuid((uid_t)atoi(uid)) < 0) die("setuid");
+  }
+  if (!strcmp(argv[1], "stream")) {
+    S.server_pid = opt_int(argc, argv, "--server-pid", 0);
+    const char *writes = opt(argc, argv, "--writes");
+    return stream(dst, opt(argc, argv, "--expect"), writes ? writes : "4096,65536", opt_int(argc, argv, "--ping-size", 64),
+                  opt_int(argc, argv, "--warmup-ms", 200), opt_int(argc, argv, "--duration-ms", 1000));
   }
   R.expect = opt(argc, argv, "--expect");
   R.server_pid = opt_int(argc, argv, "--server-pid", 0);

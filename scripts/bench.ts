@@ -2,12 +2,17 @@
 //
 //   npm run bench -- [--rounds N] [--duration-ms N] [--warmup-ms N] [--concurrency N]
 //                    [--cpu N|none] [--close rst|fin] [--json PATH] [--spike-inbound]
+//                    [--throughput-ms N] [--writes 4096,65536] [--ping-size 64]
 //
-// Every backend (none, iptables, ebpf; with --spike-inbound also sk_lookup alone and the
-// tc + bpf_sk_assign spike, inbound only) gets its own private topology and proxy
-// stand-in, set up once. Rounds alternate between backends, each round in a new order,
-// and each ratio is the median of per-round ratios. Connections are checked (the reply
-// names the listener and the original destination), timings never are.
+// Every backend (none, iptables, ebpf, ebpf+accel; with --spike-inbound instead sk_lookup
+// alone and the tc + bpf_sk_assign spike, inbound only) gets its own private topology and
+// proxy stand-in, set up once. Each round measures the connection rate outbound and
+// inbound, then the throughput and round trips of one app-to-proxy connection (skipped
+// with --throughput-ms 0 and with --spike-inbound). Rounds alternate between backends,
+// each round in a new order, and each ratio is the median of per-round ratios.
+// Connections are checked (the reply names the listener and the original destination),
+// streamed bytes are compared with what was sent, and ebpf+accel's figures count only if
+// its sk_msg counters show the bytes went by the redirect; timings are never asserted.
 //
 // Needs root, and builds nothing itself: `npm run bench` runs make first.
 import { execFileSync } from 'node:child_process';
@@ -18,10 +23,11 @@ import { bpfRequirementsMissing, createCgroup, reapStale, type TestCgroup } from
 import { makePolicy } from '../test/kernel/harness/cases.js';
 import { checkRequirements, findTool } from '../test/kernel/harness/requirements.js';
 import { reapStaleNamespaces } from '../test/kernel/harness/topology.js';
-import { APP_PORT, APP_UID, Cleanup, REMOTE_PORT, setupBackend, spikeObjectMissing, type BackendName, type BenchBackend, type Direction } from '../bench/backends.js';
-import { benchBinaryMissing, runLoad, type CloseMode, type LoadResult } from '../bench/load.js';
+import { checkSockmapWakeup, type WakeupReport } from '../src/bpf/probes.js';
+import { APP_PORT, APP_UID, Cleanup, REMOTE_PORT, REMOTE_STREAM_PORT, DIRECT_STREAM_PORT, setupBackend, spikeObjectMissing, type BackendName, type BenchBackend, type Direction } from '../bench/backends.js';
+import { benchBinaryMissing, runLoad, runStream, type CloseMode, type LoadResult, type StreamResult } from '../bench/load.js';
 import type { MemoryReport } from '../bench/memory.js';
-import { captureCpuUs, formatMemory, formatTable, pairedRatios, summarize, type Results } from '../bench/report.js';
+import { accelDelta, addAccel, captureCpuUs, formatMemory, formatStreams, formatTable, pairedRatios, redirectedShare, summarize, summarizeStreams, type AccelDelta, type Results, type StreamResults } from '../bench/report.js';
 import { ADDRESSES } from '../test/kernel/harness/topology.js';
 
 const { values: args } = parseArgs({
@@ -34,12 +40,15 @@ const { values: args } = parseArgs({
     close: { type: 'string', default: 'rst' },
     json: { type: 'string' },
     'spike-inbound': { type: 'boolean', default: false },
+    'throughput-ms': { type: 'string', default: '1000' },
+    writes: { type: 'string', default: '4096,65536' },
+    'ping-size': { type: 'string', default: '64' },
     help: { type: 'boolean', default: false },
   },
 });
 
 if (args.help) {
-  console.log('npm run bench -- [--rounds N] [--duration-ms N] [--warmup-ms N] [--concurrency N] [--cpu N|none] [--close rst|fin] [--json PATH] [--spike-inbound]');
+  console.log('npm run bench -- [--rounds N] [--duration-ms N] [--warmup-ms N] [--concurrency N] [--cpu N|none] [--close rst|fin] [--json PATH] [--spike-inbound] [--throughput-ms N] [--writes 4096,65536] [--ping-size 64]');
   process.exit(0);
 }
 
@@ -59,8 +68,12 @@ const cpu = args.cpu === 'none' ? null : args.cpu !== undefined ? int('cpu', arg
 if (args.close !== 'rst' && args.close !== 'fin') throw new Error(`--close is rst or fin, got ${args.close}`);
 const close = args.close as CloseMode;
 const spike = args['spike-inbound'];
+const throughputMs = spike ? 0 : int('throughput-ms', args['throughput-ms'], 0);
+// Write sizes must divide the client's 4 MiB chunk (native/bench.c checks it too).
+const writes = args.writes.split(',').map((w) => int('writes', w, 1));
+const pingSize = int('ping-size', args['ping-size'], 1);
 
-const backendNames: BackendName[] = spike ? ['none', 'iptables', 'ebpf', 'sk_lookup', 'tc_assign'] : ['none', 'iptables', 'ebpf'];
+const backendNames: BackendName[] = spike ? ['none', 'iptables', 'ebpf', 'sk_lookup', 'tc_assign'] : ['none', 'iptables', 'ebpf', 'ebpf+accel'];
 const directions: Direction[] = spike ? ['inbound'] : ['outbound', 'inbound'];
 
 function requirements(): void {
@@ -107,6 +120,10 @@ function titleOf(d: Direction): string {
 }
 
 const results: Results = {};
+const streams: StreamResults = {};
+/** Acceleration counters over each direction's rate rounds, per eBPF backend. */
+const rateAccel: Partial<Record<Direction, Partial<Record<BackendName, AccelDelta>>>> = {};
+let sockmap: WakeupReport | null = null;
 const memory: Partial<Record<BackendName, MemoryReport>> = {};
 const started = new Date().toISOString();
 const loadBefore = loadavg();
@@ -116,6 +133,13 @@ try {
   requirements();
   const reaped = [...(await reapStaleNamespaces()), ...reapStale()];
   if (reaped.length) log(`removed leftovers of earlier runs: ${reaped.join(', ')}`);
+  if (backendNames.includes('ebpf+accel')) {
+    // What `sluice run --accelerate` would decide here. The bench switches acceleration on
+    // in its own install whatever the answer (as --accelerate-force does) and says so.
+    log('running the sockmap wake-up check (sluice doctor)');
+    sockmap = await checkSockmapWakeup();
+    log(`sockmap check: ${sockmap.verdict} (${sockmap.summary})`);
+  }
 
   const policy = makePolicy();
   const backends: BenchBackend[] = [];
@@ -137,6 +161,7 @@ try {
       for (const b of order) {
         if (interrupted) break;
         const t = b.target(d);
+        const before = b.counters?.();
         const r: LoadResult = await runLoad(t.netns === 'pod' ? b.podCgroup : peerCgroup, {
           netnsPath: t.netns === 'pod' ? b.topo.pod.path : b.topo.peer.path,
           dst: t.dst,
@@ -150,10 +175,37 @@ try {
           serverPid: b.serverPid,
         });
         ((results[d] ??= {})[b.name] ??= []).push(r);
+        if (before && b.counters) (rateAccel[d] ??= {})[b.name] = addAccel(rateAccel[d]?.[b.name], accelDelta(before, b.counters()));
         peakConntrack.set(b.name, Math.max(peakConntrack.get(b.name) ?? 0, await b.conntrack()));
         const problems = r.errors + r.mismatches > 0 ? `  errors ${r.errors}, mismatches ${r.mismatches} (first reply "${r.firstReply}", first error "${r.firstError}")` : '';
         log(`round ${round + 1}/${rounds} ${d.padEnd(8)} ${b.name.padEnd(10)} ${r.rate.toFixed(0).padStart(7)} conn/s  connect p50 ${r.connectUs.p50.toFixed(1)} µs  CPU ${r.cpuUsPerConnection.toFixed(1)} µs/conn${problems}`);
       }
+    }
+    if (throughputMs === 0) continue;
+    const order = backends.map((_, i) => backends[(i + round) % backends.length]!);
+    for (const b of order) {
+      if (interrupted) break;
+      const t = b.streamTarget;
+      const before = b.counters?.();
+      const r = await runStream(b.podCgroup, {
+        netnsPath: b.topo.pod.path,
+        dst: t.dst,
+        expect: t.expect,
+        ...(t.uid !== undefined ? { uid: t.uid } : {}),
+        writes,
+        pingSize,
+        warmupMs,
+        durationMs: throughputMs,
+        cpu,
+        serverPid: b.serverPid,
+      });
+      const accel = before && b.counters ? accelDelta(before, b.counters()) : null;
+      (streams[b.name] ??= []).push({ result: r, accel });
+      const mb = (p: { bytes: number; seconds: number }) => (p.bytes / p.seconds / 1e6).toFixed(0);
+      const phases = r.up.map((p, i) => `${p.write / 1024}K up ${mb(p)} down ${r.down[i] ? mb(r.down[i]!) : '-'}`).join(', ');
+      const via = accel ? `  via sk_msg ${accel.redirectedBytes} of ${r.bytesSent + r.bytesReceived} bytes` : '';
+      const problems = r.error || r.mismatch ? `  ${r.mismatch ? `wrong listener: "${r.reply}"` : r.error}` : '';
+      log(`round ${round + 1}/${rounds} stream   ${b.name.padEnd(10)} MB/s ${phases}; rt p50 ${r.ping.us.p50.toFixed(1)} µs${via}${problems}`);
     }
   }
   if (interrupted) throw new Error('interrupted');
@@ -161,8 +213,27 @@ try {
   for (const b of backends) memory[b.name] = await b.memory(peakConntrack.get(b.name) ?? 0);
 
   console.log(`\nsluice bench, ${started}, kernel ${release()}, ${cpus().length} CPUs, load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} at start`);
-  console.log(`iptables: ${execFileSync(findTool('iptables')!, ['-V'], { encoding: 'utf8' }).trim()}; figures are medians over rounds, ratios medians of per-round ratios\n`);
-  for (const d of directions) console.log(`${formatTable(titleOf(d), results[d] ?? {})}\n`);
+  console.log(`iptables: ${execFileSync(findTool('iptables')!, ['-V'], { encoding: 'utf8' }).trim()}; figures are medians over rounds, ratios medians of per-round ratios`);
+  console.log(`CPU figures: time the client and the server ran${cpu === null ? '' : `, plus CPU ${cpu}'s kernel threads (ksoftirqd/${cpu}, kworker/${cpu}:*)`} (/proc/PID/schedstat)\n`);
+  if (sockmap) {
+    console.log(`sockmap wake-up check: ${sockmap.verdict} (${sockmap.summary})`);
+    console.log(
+      sockmap.verdict === 'ok'
+        ? 'ebpf+accel: acceleration switched on in its private install, as `sluice run --accelerate` would allow here\n'
+        : 'ebpf+accel: `sluice run --accelerate` refuses on this kernel; the bench FORCES acceleration on in its private install (as --accelerate-force) to measure it\n',
+    );
+  }
+  for (const d of directions) {
+    console.log(formatTable(titleOf(d), results[d] ?? {}));
+    for (const [name, a] of Object.entries(rateAccel[d] ?? {})) {
+      if (name === 'ebpf+accel' || a.enrolled + a.redirected > 0) console.log(`  ${name} sk_msg counters over these rounds (warm-up included): ${a.enrolled} sockets enrolled, ${a.redirected} messages (${a.redirectedBytes} bytes) redirected, ${a.peerMissing} without an enrolled peer`);
+    }
+    console.log('');
+  }
+  if (throughputMs > 0) {
+    const title = `throughput: one connection, app (uid ${APP_UID}) in pod to ${ADDRESSES.remote4}:${REMOTE_STREAM_PORT} captured to the 15001 listener (none: straight to the stand-in's ${DIRECT_STREAM_PORT}); up = app writes, down = proxy writes; ${writes.join(' and ')} B writes, ${(throughputMs / 1000).toFixed(1)} s each after ${warmupMs} ms warm-up, TCP_NODELAY, every byte checked; ${cpu === null ? 'unpinned' : `client+server on CPU ${cpu}`}`;
+    console.log(`${formatStreams(title, streams)}\n`);
+  }
   console.log(formatMemory(memory));
 
   for (const d of directions) {
@@ -174,6 +245,27 @@ try {
       } else if (s.errors > 0) {
         log(`${d} ${name}: ${s.errors} connection(s) failed (see the rounds above)`);
       }
+    }
+  }
+  for (const [name, runs] of Object.entries(streams)) {
+    const empty = (r: StreamResult) => [...r.up, ...r.down].some((p) => p.bytes === 0 || p.seconds <= 0) || r.ping.roundTrips === 0;
+    const broken = runs.filter((r) => r.result.error || r.result.mismatch || r.result.up.length < writes.length || r.result.down.length < writes.length || empty(r.result));
+    const corrupt = runs.filter((r) => [...r.result.up, ...r.result.down, r.result.ping].some((p) => p.bad >= 0));
+    if (broken.length || corrupt.length) {
+      exitCode = 1;
+      const first = broken[0]?.result;
+      if (broken.length) log(`stream ${name}: ${broken.length} run(s) incomplete (${first?.mismatch ? `reached "${first.reply}"` : first?.error || 'a phase moved nothing'}); its figures do not measure that capture`);
+      if (corrupt.length) log(`stream ${name}: ${corrupt.length} run(s) received bytes that differ from what was sent (see "bad" in the JSON)`);
+    }
+    // Never credit the redirect with figures it did not produce, nor the plain data plane with one.
+    const share = redirectedShare(runs);
+    const all = runs.reduce((a, r) => addAccel(a, r.accel ?? accelDelta({}, {})), undefined as AccelDelta | undefined);
+    if (name === 'ebpf+accel' && (share === null || !(share >= 0.99))) {
+      exitCode = 1;
+      log(`stream ebpf+accel: the accelerated path was NOT taken for ${share === null ? 'all' : `${((1 - share) * 100).toFixed(1)}% of`} the bytes (accel_redirected_bytes ${all?.redirectedBytes ?? 0}, enrolled ${all?.enrolled ?? 0}, enrol failed ${all?.enrolFailed ?? 0}, peer missing ${all?.peerMissing ?? 0}, off ${all?.off ?? 0}); its figures are not the sk_msg path`);
+    } else if (name !== 'ebpf+accel' && share !== null && share > 0) {
+      exitCode = 1;
+      log(`stream ${name}: ${all?.redirectedBytes} bytes went by the sk_msg redirect with acceleration off`);
     }
   }
 
@@ -195,10 +287,13 @@ try {
       kernel: release(),
       cpus: cpus().length,
       loadAverage: { start: loadBefore, end: loadavg() },
-      options: { rounds, durationMs, warmupMs, concurrency, cpu, close, spikeInbound: spike },
+      options: { rounds, durationMs, warmupMs, concurrency, cpu, close, spikeInbound: spike, throughputMs, writes, pingSize },
+      sockmapCheck: sockmap && { verdict: sockmap.verdict, summary: sockmap.summary, accelerationForced: sockmap.verdict !== 'ok' },
       summaries,
       ratiosVsIptables: ratios,
       rounds: results,
+      rateAccelCounters: rateAccel,
+      throughput: throughputMs > 0 ? { ...summarizeStreams(streams), rounds: streams } : null,
       memory,
     };
     writeFileSync(args.json, `${JSON.stringify(doc, null, 2)}\n`);
