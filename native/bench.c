@@ -61,11 +61,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sockaddr.h"
+
 #define SO_ORIGINAL_DST 80 // <linux/netfilter_ipv4.h>; the same value for SOL_IPV6
 #define MAX_PORTS 16
 #define MAX_CONCURRENCY 1024
-
-typedef struct sockaddr_storage ss_t;
 
 static void die(const char *what) {
   fprintf(stderr, "sluice-bench: %s: %s\n", what, strerror(errno));
@@ -76,55 +76,6 @@ static uint64_t now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static const char *fmt(const ss_t *sa, char *out, size_t n) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (sa->ss_family == AF_INET) {
-    const struct sockaddr_in *s = (const void *)sa;
-    inet_ntop(AF_INET, &s->sin_addr, ip, sizeof ip);
-    snprintf(out, n, "%s:%u", ip, ntohs(s->sin_port));
-  } else {
-    const struct sockaddr_in6 *s = (const void *)sa;
-    inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof ip);
-    snprintf(out, n, "[%s]:%u", ip, ntohs(s->sin6_port));
-  }
-  return out;
-}
-
-// "IP:PORT" or "[IP6]:PORT".
-static int parse_endpoint(const char *text, ss_t *sa) {
-  char buf[128];
-  snprintf(buf, sizeof buf, "%s", text);
-  char *host = buf, *port;
-  if (buf[0] == '[') {
-    char *end = strchr(buf, ']');
-    if (!end || end[1] != ':') return -1;
-    *end = 0, host = buf + 1, port = end + 2;
-  } else {
-    char *c = strrchr(buf, ':');
-    if (!c) return -1;
-    *c = 0, port = c + 1;
-  }
-  memset(sa, 0, sizeof *sa);
-  struct sockaddr_in *s4 = (void *)sa;
-  struct sockaddr_in6 *s6 = (void *)sa;
-  uint16_t p = htons((uint16_t)atoi(port));
-  if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) s4->sin_family = AF_INET, s4->sin_port = p;
-  else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) s6->sin6_family = AF_INET6, s6->sin6_port = p;
-  else return -1;
-  return 0;
-}
-
-static socklen_t salen(int family) {
-  return family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-}
-
-static void enter_netns(const char *path) {
-  if (!path) return;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) die(path);
-  close(fd);
 }
 
 // ----------------------------------------------------------------- stream protocol
@@ -550,7 +501,7 @@ static void on_event(slot_t *s, uint32_t events) {
 }
 
 static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms) {
-  if (parse_endpoint(dst, &R.dst) < 0) {
+  if (parse_addr(dst, &R.dst, 1) < 0) {
     fprintf(stderr, "sluice-bench: bad --dst %s (IP:PORT or [IP6]:PORT)\n", dst);
     return 2;
   }
@@ -754,7 +705,7 @@ static void print_phases(const char *name, const phase_t *ps, int n) {
 
 static int stream(const char *dst, const char *expect, const char *writes, int ping_size, int warmup_ms, int duration_ms) {
   ss_t sa;
-  if (parse_endpoint(dst, &sa) < 0) {
+  if (parse_addr(dst, &sa, 1) < 0) {
     fprintf(stderr, "sluice-bench: bad --dst %s (IP:PORT or [IP6]:PORT)\n", dst);
     return 2;
   }

@@ -25,66 +25,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sockaddr.h"
+
 #define SO_ORIGINAL_DST 80      // <linux/netfilter_ipv4.h>, same value for SOL_IP
 #define IP6T_SO_ORIGINAL_DST 80 // <linux/netfilter_ipv6/ip6_tables.h>
 #define MAX_PORTS 64
 
-typedef struct sockaddr_storage ss_t;
-
 static void die(const char *what) {
   fprintf(stderr, "sluice-probe: %s: %s\n", what, strerror(errno));
   exit(2);
-}
-
-// "IP:PORT" or "[IP6]:PORT": the same text form as formatEndpoint() in src/policy/net.ts.
-static const char *fmt(const ss_t *sa, char *out, size_t n) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (sa->ss_family == AF_INET) {
-    const struct sockaddr_in *s = (const void *)sa;
-    inet_ntop(AF_INET, &s->sin_addr, ip, sizeof ip);
-    snprintf(out, n, "%s:%u", ip, ntohs(s->sin_port));
-  } else {
-    const struct sockaddr_in6 *s = (const void *)sa;
-    inet_ntop(AF_INET6, &s->sin6_addr, ip, sizeof ip);
-    snprintf(out, n, "[%s]:%u", ip, ntohs(s->sin6_port));
-  }
-  return out;
-}
-
-// Parses "IP:PORT" / "[IP6]:PORT", or a bare IP (also "[IP6]") when with_port is 0.
-static int parse_addr(const char *text, ss_t *sa, int with_port) {
-  char buf[128];
-  snprintf(buf, sizeof buf, "%s", text);
-  char *host = buf, *port = NULL;
-  if (buf[0] == '[') {
-    char *end = strchr(buf, ']');
-    if (!end) return -1;
-    *end = 0, host = buf + 1;
-    if (with_port) port = end[1] == ':' ? end + 2 : NULL;
-  } else if (with_port) {
-    char *c = strrchr(buf, ':');
-    if (c && strchr(buf, ':') == c) *c = 0, port = c + 1;
-  }
-  if (with_port && !port) return -1;
-  memset(sa, 0, sizeof *sa);
-  struct sockaddr_in *s4 = (void *)sa;
-  struct sockaddr_in6 *s6 = (void *)sa;
-  uint16_t p = htons(port ? (uint16_t)atoi(port) : 0);
-  if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) s4->sin_family = AF_INET, s4->sin_port = p;
-  else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) s6->sin6_family = AF_INET6, s6->sin6_port = p;
-  else return -1;
-  return 0;
-}
-
-static socklen_t salen(const ss_t *sa) {
-  return sa->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
-}
-
-static void enter_netns(const char *path) {
-  if (!path) return;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) die(path);
-  close(fd);
 }
 
 // ---------------------------------------------------------------------------- serve
@@ -212,7 +161,7 @@ static int make_listener(int family, int udp, int port) {
   ss_t sa;
   parse_addr(family == AF_INET ? "0.0.0.0" : "::", &sa, 0);
   ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port); // same offset in sin6
-  if (bind(fd, (void *)&sa, salen(&sa)) < 0) {
+  if (bind(fd, (void *)&sa, salen(sa.ss_family)) < 0) {
     fprintf(stderr, "sluice-probe: bind %s/%d %s: %s\n", udp ? "udp" : "tcp", port,
             family == AF_INET ? "v4" : "v6", strerror(errno));
     exit(2);
@@ -293,11 +242,11 @@ static int client(const char *dst, const char *src, int udp, const char *tag, in
   if (src) {
     setsockopt(fd, d.ss_family == AF_INET ? SOL_IP : SOL_IPV6,
                d.ss_family == AF_INET ? IP_FREEBIND : IPV6_FREEBIND, &one, sizeof one);
-    if (bind(fd, (void *)&s, salen(&s)) < 0) return fail("bind", errno);
+    if (bind(fd, (void *)&s, salen(s.ss_family)) < 0) return fail("bind", errno);
   }
   int fl = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  if (connect(fd, (void *)&d, salen(&d)) < 0) {
+  if (connect(fd, (void *)&d, salen(d.ss_family)) < 0) {
     if (errno != EINPROGRESS) return fail("connect", errno);
     int err = 0;
     socklen_t el = sizeof err;
