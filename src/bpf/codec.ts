@@ -452,19 +452,27 @@ export interface ConnKey {
   netnsCookie: bigint;
 }
 
-/** The same key conn_key_make() builds in the kernel. */
-export function encodeConnKey(k: ConnKey): Buffer {
+/**
+ * A sluice_conn_key: src and dst endpoints, the family of dst, and the netns cookie when
+ * `keepCookie` says the addresses alone could belong to two pods (loopback).
+ */
+function connKeyBytes(src: Endpoint, dst: Endpoint, cookie: bigint, keepCookie: (src: boolean, dst: boolean) => boolean, names: [string, string]): Buffer {
   const O = LAYOUTS.sluice_conn_key.offsets;
-  const src = wireAddress(k.client.ip);
-  const dst = wireAddress(k.listener.ip);
+  const s = wireAddress(src.ip);
+  const d = wireAddress(dst.ip);
   const b = Buffer.alloc(LAYOUTS.sluice_conn_key.size);
-  u64(b, O.netns_cookie, isLoopbackWire(dst) ? k.netnsCookie : 0n);
-  src.bytes.copy(b, O.src);
-  dst.bytes.copy(b, O.dst);
-  b.writeUInt16BE(port(k.client.port, 'client port'), O.sport);
-  b.writeUInt16BE(port(k.listener.port, 'listener port'), O.dport);
-  b[O.family] = dst.family;
+  u64(b, O.netns_cookie, keepCookie(isLoopbackWire(s), isLoopbackWire(d)) ? cookie : 0n);
+  s.bytes.copy(b, O.src);
+  d.bytes.copy(b, O.dst);
+  b.writeUInt16BE(port(src.port, names[0]), O.sport);
+  b.writeUInt16BE(port(dst.port, names[1]), O.dport);
+  b[O.family] = d.family;
   return b;
+}
+
+/** The same key conn_key_make() builds in the kernel: the cookie when the listener is loopback. */
+export function encodeConnKey(k: ConnKey): Buffer {
+  return connKeyBytes(k.client, k.listener, k.netnsCookie, (_, dst) => dst, ['client port', 'listener port']);
 }
 
 export function decodeConnKey(b: Buffer, base = 0): ConnKey {
@@ -537,19 +545,9 @@ export interface AccelKey {
   netnsCookie: bigint;
 }
 
-/** The sluice_accel key accel_key_make() builds: a sluice_conn_key with src = self. */
+/** The sluice_accel key accel_key_make() builds: a sluice_conn_key with src = self, the cookie when either end is loopback. */
 export function encodeAccelKey(k: AccelKey): Buffer {
-  const O = LAYOUTS.sluice_conn_key.offsets;
-  const self = wireAddress(k.self.ip);
-  const peer = wireAddress(k.peer.ip);
-  const b = Buffer.alloc(LAYOUTS.sluice_conn_key.size);
-  u64(b, O.netns_cookie, isLoopbackWire(self) || isLoopbackWire(peer) ? k.netnsCookie : 0n);
-  self.bytes.copy(b, O.src);
-  peer.bytes.copy(b, O.dst);
-  b.writeUInt16BE(port(k.self.port, 'socket port'), O.sport);
-  b.writeUInt16BE(port(k.peer.port, 'peer port'), O.dport);
-  b[O.family] = self.family;
-  return b;
+  return connKeyBytes(k.self, k.peer, k.netnsCookie, (src, dst) => src || dst, ['socket port', 'peer port']);
 }
 
 export function decodeAccelKey(b: Buffer): AccelKey {
