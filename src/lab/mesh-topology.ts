@@ -13,7 +13,7 @@
 // is attached to the root itself. It exists so that a backend whose programs attach to a
 // cgroup (eBPF) sees every socket of the mesh.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findCgroup2Mount } from '../bpf/system.js';

@@ -17,9 +17,9 @@ import { checkSockmapWakeup, type WakeupReport } from '../../src/bpf/probes.js';
 import { decideAcceleration, type DaemonOptions } from '../../src/daemon/run.js';
 import { InputError } from '../../src/policy/errors.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
-import { BPFFS_ROOT, bpfRequirementsMissing, createBpffsDir, createCgroup, reapStale, type TestCgroup } from './bpf-fixture.js';
+import { BPFFS_ROOT, bpfRequirementsMissing, createBpfSandbox, reapStale, type BpfSandbox, type TestCgroup } from './bpf-fixture.js';
 import { makePolicy } from './harness/cases.js';
-import { ADDRESSES, createTopology, reapStaleNamespaces, type Topology } from './harness/topology.js';
+import { ADDRESSES, reapStaleNamespaces, type Topology } from './harness/topology.js';
 import pino from 'pino';
 
 const missing = bpfRequirementsMissing();
@@ -86,6 +86,7 @@ interface Env {
   topo: Topology;
   cg: TestCgroup;
   bpffs: { path: string; destroy(): void };
+  box: BpfSandbox;
   dp: BpfDataPlane;
   podCookie: bigint;
   echo: ChildProcess[];
@@ -169,22 +170,19 @@ test.before(async () => {
   if (missing) return;
   await reapStaleNamespaces();
   reapStale();
-  const topo = await createTopology();
-  const cg = createCgroup();
-  const bpffs = createBpffsDir();
+  const box = await createBpfSandbox();
+  const { topo, cg, bpffs } = box;
   const echo: ChildProcess[] = [];
   try {
     echo.push(await startEcho(cg, topo.pod.path, [15001, 15006, 8080]));
     const dp = BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: bpffs.path });
     const podCookie = dp.cookieOf(topo.pod.path);
     dp.applyPolicy(podCookie, makePolicy());
-    env = { topo, cg, bpffs, dp, podCookie, echo };
+    env = { topo, cg, bpffs, box, dp, podCookie, echo };
   } catch (err) {
     setupError = err as Error;
     for (const c of echo) c.kill('SIGKILL');
-    bpffs.destroy();
-    await cg.destroy();
-    await topo.destroy();
+    await box.destroy();
   }
 });
 
@@ -192,9 +190,7 @@ test.after.always(async () => {
   if (!env) return;
   env.dp.close();
   for (const c of env.echo) c.kill('SIGKILL');
-  env.bpffs.destroy();
-  await env.cg.destroy();
-  await env.topo.destroy();
+  await env.box.destroy();
 });
 
 function ready(t: { fail(m: string): void }): Env | null {

@@ -12,8 +12,10 @@ import { CGROUP_PROGRAMS, MAP_NAMES, netnsLinkPath, pinLayout, uninstall, type L
 import type { CapturePolicy } from '../../src/policy/types.js';
 import {
   bpfRequirementsMissing,
+  type BpfSandbox,
   connect,
   createBpffsDir,
+  createBpfSandbox,
   createCgroup,
   reapStale,
   runInCgroup,
@@ -26,7 +28,7 @@ import {
 } from './bpf-fixture.js';
 import { makePolicy } from './harness/cases.js';
 import type { ProbeResult } from './harness/probe.js';
-import { createTopology, reapStaleNamespaces, type Topology } from './harness/topology.js';
+import { reapStaleNamespaces, type Topology } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 
@@ -34,6 +36,7 @@ interface Env {
   topo: Topology;
   cg: TestCgroup;
   bpffs: { path: string; destroy(): void };
+  box: BpfSandbox;
   servers: TestServer[];
   dp: BpfDataPlane;
   cookie: bigint;
@@ -102,10 +105,9 @@ test.before(async () => {
   if (missing) return;
   await reapStaleNamespaces();
   reapStale();
-  const topo = await createTopology();
-  const cg = createCgroup();
-  const bpffs = createBpffsDir();
-  const partial = { topo, cg, bpffs, servers: [] as TestServer[] };
+  const box = await createBpfSandbox();
+  const { topo, cg, bpffs } = box;
+  const partial = { topo, cg, bpffs, box, servers: [] as TestServer[] };
   try {
     // Listeners first: capture must find them already bound, as in a running pod.
     partial.servers.push(await startServer(cg, 'pod', topo.pod.path, POD_TCP));
@@ -125,9 +127,7 @@ test.before(async () => {
   } catch (err) {
     setupError = err as Error;
     await Promise.all(partial.servers.map((s) => s.stop()));
-    bpffs.destroy();
-    await cg.destroy();
-    await topo.destroy();
+    await box.destroy();
   }
 });
 
@@ -135,9 +135,7 @@ test.after.always(async () => {
   if (!env) return;
   env.dp.close();
   await Promise.all(env.servers.map((s) => s.stop()));
-  env.bpffs.destroy();
-  await env.cg.destroy();
-  await env.topo.destroy();
+  await env.box.destroy();
 });
 
 /** The environment, or a failure naming what is missing. */

@@ -4,7 +4,7 @@
 // cgroup, its network namespace or its pins.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT } from '../../src/bpf/loader.js';
 import { cgroupProcs, destroyCgroup } from '../../src/lab/cgroup.js';
@@ -16,6 +16,7 @@ import { NETNS_LIBRARY } from '../../src/bpf/netns.js';
 import { bpffsMountFor, ensureBpffs, findCgroup2Mount } from '../../src/bpf/system.js';
 import { CGROUP_EXEC, probeConnect, startServer as startProbeServer, type ConnectOptions, type ProbeResult, type ProbeServer, type ServerReply } from './harness/probe.js';
 import { findTool, PROBE_PATH } from './harness/requirements.js';
+import { createTopology, type Topology } from './harness/topology.js';
 
 export const TEST_PREFIX = 'sluice-test-';
 
@@ -63,6 +64,31 @@ export function createCgroup(): TestCgroup {
 export function createBpffsDir(): { path: string; destroy(): void } {
   const path = join(BPFFS_ROOT, uniqueName());
   return { path, destroy: () => removePinDir(path) };
+}
+
+export interface BpfSandbox {
+  topo: Topology;
+  cg: TestCgroup;
+  bpffs: { path: string; destroy(): void };
+  /** Unpins (so detaches) everything, then removes the cgroup and the namespaces. */
+  destroy(): Promise<void>;
+}
+
+/** A topology, a private cgroup and a private pin dir: what every BPF kernel test stands on. */
+export async function createBpfSandbox(): Promise<BpfSandbox> {
+  const topo = await createTopology();
+  const cg = createCgroup();
+  const bpffs = createBpffsDir();
+  return {
+    topo,
+    cg,
+    bpffs,
+    async destroy() {
+      bpffs.destroy();
+      await cg.destroy();
+      await topo.destroy();
+    },
+  };
 }
 
 /** Removes sluice-test-<pid>-* cgroups and pins left by dead test processes. */

@@ -6,11 +6,11 @@ import test from 'ava';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
 import { decide } from '../../src/policy/decide.js';
 import type { CapturePolicy, Connection } from '../../src/policy/types.js';
-import { bpfRequirementsMissing, connect, createBpffsDir, createCgroup, reapStale, startServer, type TestServer } from './bpf-fixture.js';
+import { bpfRequirementsMissing, connect, createBpfSandbox, reapStale, startServer, type TestServer } from './bpf-fixture.js';
 import { CASES, makePolicy, POLICIES, type OracleCase } from './harness/cases.js';
 import { expectedObservation, observationOf } from './harness/observe.js';
 import { serverPorts } from './harness/runner.js';
-import { ADDRESSES, createTopology, reapStaleNamespaces, type Topology } from './harness/topology.js';
+import { ADDRESSES, reapStaleNamespaces, type Topology } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 
@@ -113,9 +113,8 @@ test.serial('BPF kernel test requirements are met', (t) => {
 for (const [name, run] of Object.entries(RUNS)) {
   test.serial(`eBPF matches decide(): policy ${name}`, async (t) => {
     if (missing) return t.fail(missing);
-    const topo = await createTopology();
-    const cg = createCgroup();
-    const bpffs = createBpffsDir();
+    const box = await createBpfSandbox();
+    const { topo, cg, bpffs } = box;
     const servers: TestServer[] = [];
     let dp: BpfDataPlane | null = null;
     try {
@@ -147,9 +146,7 @@ for (const [name, run] of Object.entries(RUNS)) {
     } finally {
       dp?.close();
       await Promise.all(servers.map((s) => s.stop()));
-      bpffs.destroy();
-      await cg.destroy();
-      await topo.destroy();
+      await box.destroy();
     }
   });
 }

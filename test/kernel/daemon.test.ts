@@ -7,7 +7,7 @@
 //   pod i   10.1.0.2  listeners 15001, 15006 (the sidecar), probes as uid 1000 (the app)
 //   peer i  10.2.0.5:80 on its lo: where an uncaptured connection lands
 import test, { type ExecutionContext } from 'ava';
-import { existsSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { CGROUP_PROGRAMS, MAP_NAMES, netnsLinkPath } from '../../src/bpf/loader.js';

@@ -51,7 +51,7 @@ import {
   type PodPolicyValue,
 } from '../../src/bpf/codec.js';
 import { encodePolicy, type PodNetns } from '../../src/bpf/policy-map.js';
-import { DEFAULT_PORTS, type CapturePolicy } from '../../src/policy/types.js';
+import { makePolicy } from '../kernel/harness/cases.js';
 
 const HEADER = fileURLToPath(new URL('../../bpf/sluice.h', import.meta.url));
 
@@ -237,28 +237,6 @@ test('bad ports and addresses are refused with the value in the message', (t) =>
 
 // ------------------------------------------------------------ policy encoding
 
-function policyOf(overrides: Partial<CapturePolicy> = {}): CapturePolicy {
-  return {
-    pod: { namespace: 'default', name: 'app' },
-    podIPs: ['10.1.0.2', 'fd00::2'],
-    proxyUids: [1337],
-    proxyGids: [1337],
-    ports: { ...DEFAULT_PORTS },
-    includeOutboundIPRanges: '*',
-    excludeOutboundIPRanges: [],
-    includeOutboundPorts: [],
-    excludeOutboundPorts: [],
-    includeInboundPorts: '*',
-    excludeInboundPorts: [15090, 15021, 15020],
-    excludeInterfaces: [],
-    rerouteInterfaces: [],
-    excludeOutboundBinds: [],
-    dnsCapture: false,
-    sidecar: null,
-    ...overrides,
-  };
-}
-
 const NETNS: PodNetns = {
   ifindex: (name) => ({ lo: 1, eth0: 2, net1: 3 })[name] ?? null,
   routes: () => [
@@ -270,7 +248,7 @@ const NETNS: PodNetns = {
 };
 
 test('the default policy: capture everything out and in, inbound exclusions as a port set', (t) => {
-  const e = encodePolicy(policyOf(), 9, NETNS);
+  const e = encodePolicy(makePolicy(), 9, NETNS);
   t.is(e.value.flags, POLICY_FLAG.OUT_INCLUDE_ALL | POLICY_FLAG.IN_INCLUDE_ALL);
   t.deepEqual(e.value.ip4, ['10.1.0.2']);
   t.deepEqual(e.value.ip6, ['fd00::2']);
@@ -280,13 +258,13 @@ test('the default policy: capture everything out and in, inbound exclusions as a
 });
 
 test('a loopback include CIDR keeps loopback capture for its own family only', (t) => {
-  const e = encodePolicy(policyOf({ includeOutboundIPRanges: ['127.0.0.0/8', '10.2.0.0/16', 'fd00:2::/64'] }), 1, NETNS);
+  const e = encodePolicy(makePolicy({ includeOutboundIPRanges: ['127.0.0.0/8', '10.2.0.0/16', 'fd00:2::/64'] }), 1, NETNS);
   t.is(e.value.flags & (POLICY_FLAG.KEEP_LOOPBACK4 | POLICY_FLAG.KEEP_LOOPBACK6 | POLICY_FLAG.OUT_INCLUDE_ALL), POLICY_FLAG.KEEP_LOOPBACK4);
   t.deepEqual(e.cidrs.map((c) => c.key.cidr), ['127.0.0.0/8', '10.2.0.0/16', 'fd00:2::/64']);
 });
 
 test('excluded interfaces: lo as a flag, others as interface and route sets', (t) => {
-  const e = encodePolicy(policyOf({ excludeInterfaces: ['lo', 'net1'], rerouteInterfaces: ['eth9'] }), 1, NETNS);
+  const e = encodePolicy(makePolicy({ excludeInterfaces: ['lo', 'net1'], rerouteInterfaces: ['eth9'] }), 1, NETNS);
   const f = e.value.flags;
   t.truthy(f & POLICY_FLAG.EXCLUDE_LOOPBACK_IF);
   t.truthy(f & POLICY_FLAG.ROUTE_CHECK);
@@ -297,12 +275,12 @@ test('excluded interfaces: lo as a flag, others as interface and route sets', (t
 });
 
 test('no inbound capture, DNS capture and Sidecar binds become flags', (t) => {
-  const e = encodePolicy(policyOf({ includeInboundPorts: [], dnsCapture: true, excludeOutboundBinds: [{ address: '10.9.0.1', port: null }] }), 1, NETNS);
+  const e = encodePolicy(makePolicy({ includeInboundPorts: [], dnsCapture: true, excludeOutboundBinds: [{ address: '10.9.0.1', port: null }] }), 1, NETNS);
   t.is(e.value.flags & (POLICY_FLAG.IN_INCLUDE_ALL | POLICY_FLAG.IN_INCLUDE_LIST), 0);
   t.truthy(e.value.flags & POLICY_FLAG.DNS_CAPTURE);
   t.truthy(e.value.flags & POLICY_FLAG.HAS_BINDS);
   t.deepEqual(e.binds, [{ podId: 1, address: '10.9.0.1', port: null }]);
-  const listed = encodePolicy(policyOf({ includeInboundPorts: [8080, 8080] }), 1, NETNS);
+  const listed = encodePolicy(makePolicy({ includeInboundPorts: [8080, 8080] }), 1, NETNS);
   t.truthy(listed.value.flags & POLICY_FLAG.IN_INCLUDE_LIST);
   t.deepEqual(listed.ports.filter((p) => p.set === PORT_SET.IN_INCLUDE).map((p) => p.port), [8080], 'duplicates collapse');
 });
