@@ -617,6 +617,9 @@ static int recv_all(void *buf, size_t n, const char *what) {
 // Chunks for warmup_ms untimed, then for duration_ms timed; always whole chunks.
 typedef int (*chunk_fn)(uint32_t size, phase_t *p);
 
+// Set while measure() is in its timed part: a chunk may keep samples only then.
+static int timed;
+
 static int measure(chunk_fn fn, uint32_t size, int warmup_ms, int duration_ms, phase_t *p) {
   memset(p, 0, sizeof *p);
   p->write = size, p->bad = -1;
@@ -630,6 +633,7 @@ static int measure(chunk_fn fn, uint32_t size, int warmup_ms, int duration_ms, p
       measuring = 1, t = t0 = now_ns();
     }
     if (measuring && t - t0 >= (uint64_t)duration_ms * 1000000u) break;
+    timed = measuring;
     if (fn(size, measuring ? p : &scratch) < 0) return -1;
     if (scratch.bad >= 0 && p->bad < 0) p->bad = scratch.bad;
   }
@@ -669,7 +673,6 @@ static int down_chunk(uint32_t size, phase_t *p) {
 }
 
 static samples_t rtt;
-static int rtt_on;
 
 // PING_BATCH round trips; the request rides with the first message, one write.
 static int ping_batch(uint32_t size, phase_t *p) {
@@ -688,7 +691,7 @@ static int ping_batch(uint32_t size, phase_t *p) {
     if (recv_all(rbuf, size, "ping read") < 0) return -1;
     uint64_t dt = now_ns() - t;
     if (p->bad < 0) p->bad = check(rbuf, size, S.ping_off);
-    if (rtt_on) push(&rtt, dt);
+    if (timed) push(&rtt, dt);
     S.ping_off += size, p->bytes += 1; // bytes counts round trips here
   }
   return 0;
@@ -758,27 +761,8 @@ static int stream(const char *dst, const char *expect, const char *writes, int p
     if (measure(down_chunk, (uint32_t)sizes[i], warmup_ms, duration_ms, &down[ndown]) < 0) goto out;
     ndown++;
   }
-  // Round trips, as measure() does it, but with latency samples from the timed batches only.
-  {
-    phase_t scratch;
-    memset(&scratch, 0, sizeof scratch);
-    uint64_t start = now_ns(), t0 = 0, cpu0 = 0;
-    int measuring = 0;
-    ping.write = (uint32_t)ping_size, ping.bad = -1, scratch.bad = -1;
-    for (;;) {
-      uint64_t t = now_ns();
-      if (!measuring && t - start >= (uint64_t)warmup_ms * 1000000u) {
-        window_start(&cpu0);
-        measuring = 1, t = t0 = now_ns();
-      }
-      if (measuring && t - t0 >= (uint64_t)duration_ms * 1000000u) break;
-      rtt_on = measuring;
-      if (ping_batch((uint32_t)ping_size, measuring ? &ping : &scratch) < 0) goto out;
-      if (scratch.bad >= 0 && ping.bad < 0) ping.bad = scratch.bad;
-    }
-    ping.ns = now_ns() - t0;
-    window_end(&ping, cpu0);
-  }
+  // Round trips: latency samples come from the timed batches only (see `timed`).
+  if (measure(ping_batch, (uint32_t)ping_size, warmup_ms, duration_ms, &ping) < 0) goto out;
   {
     req_t end = {.magic = STREAM_MAGIC, .op = OP_END, .size = 1};
     send_all(&end, sizeof end, "end request");
