@@ -70,11 +70,16 @@ export async function runLoad(cgroup: TestCgroup, o: LoadOptions): Promise<LoadR
   if (o.uid !== undefined) args.push('--uid', String(o.uid));
   if (o.cpu !== null) args.push('--cpu', String(o.cpu));
   if (o.serverPid !== undefined) args.push('--server-pid', String(o.serverPid));
+  return runBench<LoadResult>(cgroup, args);
+}
+
+/** Runs sluice-bench in the cgroup; its one JSON line is the result. */
+async function runBench<T>(cgroup: TestCgroup, args: string[]): Promise<T> {
   const r = await runInCgroup(cgroup, BENCH_PATH, args);
   try {
-    return JSON.parse(r.stdout.trim()) as LoadResult;
+    return JSON.parse(r.stdout.trim()) as T;
   } catch {
-    throw new LoadError(`sluice-bench run --dst ${o.dst} exited ${r.code} without a result: ${r.stderr.trim() || r.stdout.trim()}`);
+    throw new LoadError(`sluice-bench ${args.join(' ')} exited ${r.code} without a result: ${r.stderr.trim() || r.stdout.trim()}`);
   }
 }
 
@@ -125,12 +130,7 @@ export async function runStream(cgroup: TestCgroup, o: StreamOptions): Promise<S
   const args = ['stream', '--netns', o.netnsPath, '--dst', o.dst, '--expect', o.expect, '--writes', o.writes.join(','), '--ping-size', String(o.pingSize), '--warmup-ms', String(o.warmupMs), '--duration-ms', String(o.durationMs), '--server-pid', String(o.serverPid)];
   if (o.uid !== undefined) args.push('--uid', String(o.uid));
   if (o.cpu !== null) args.push('--cpu', String(o.cpu));
-  const r = await runInCgroup(cgroup, BENCH_PATH, args);
-  try {
-    return JSON.parse(r.stdout.trim()) as StreamResult;
-  } catch {
-    throw new LoadError(`sluice-bench stream --dst ${o.dst} exited ${r.code} without a result: ${r.stderr.trim() || r.stdout.trim()}`);
-  }
+  return runBench<StreamResult>(cgroup, args);
 }
 
 export interface BenchServer {
