@@ -56,33 +56,32 @@ export class Metrics {
     // Kernel-side series are read at scrape time, so they are never stale.
     // Kernel-side series are per-CPU counters summed at scrape time, so they are never
     // stale; they only grow (until sluice uninstall), so they are counters.
+    const events = new Counter({
+      name: 'sluice_datapath_events_total',
+      help: 'Kernel data-path events and failures (records kept and deleted, SO_ORIGINAL_DST answers, map full...).',
+      labelNames: ['event'],
+      registers: [], // registered below, after the metric that fills it
+    });
     new Counter({
       name: 'sluice_decisions_total',
       help: 'Connections decided by the kernel programs, by outcome and spec step.',
       labelNames: ['outcome', 'step'],
       registers: [this.registry],
+      // One read of the counter map per scrape fills both series; events is registered
+      // after this one, so the registry collects this first.
       collect() {
         const dp = dataPlane();
         if (!dp) return;
         this.reset();
+        events.reset();
         for (const [name, value] of Object.entries(dp.readCounters())) {
           const d = decisionOfCounter(name);
           if (d) this.inc(d, Number(value));
+          else events.inc({ event: name }, Number(value));
         }
       },
     });
-    new Counter({
-      name: 'sluice_datapath_events_total',
-      help: 'Kernel data-path events and failures (records kept and deleted, SO_ORIGINAL_DST answers, map full...).',
-      labelNames: ['event'],
-      registers: [this.registry],
-      collect() {
-        const dp = dataPlane();
-        if (!dp) return;
-        this.reset();
-        for (const [name, value] of Object.entries(dp.readCounters())) if (!decisionOfCounter(name)) this.inc({ event: name }, Number(value));
-      },
-    });
+    this.registry.registerMetric(events);
     new Gauge({
       name: 'sluice_map_entries',
       help: 'Entries in each BPF map.',
