@@ -150,7 +150,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
   mapUsage(): MapUsage[] {
     const usage: MapUsage[] = [];
     for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen', 'sluice_accel', 'sluice_addrs'] as const) {
-      usage.push({ map, entries: this.maps.keys(map).length, capacity: this.maps.info(map).maxEntries });
+      usage.push({ map, entries: this.maps.count(map), capacity: this.maps.info(map).maxEntries });
     }
     return usage;
   }

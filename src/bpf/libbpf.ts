@@ -298,6 +298,21 @@ export function mapKeys(fd: number, keySize: number, what: string): Buffer[] {
   }
 }
 
+/** How many keys a map holds: the same walk as mapKeys, without keeping a buffer per key. */
+export function mapCount(fd: number, keySize: number, what: string): number {
+  const bufs = [Buffer.alloc(keySize), Buffer.alloc(keySize)];
+  let n = 0;
+  for (let prev: Buffer | null = null; ; n++) {
+    const next = bufs[n % 2]!;
+    const ret = c.map_get_next_key(fd, prev, next) as number;
+    if (ret < 0) {
+      if (errnoOf(ret) === ERRNO.ENOENT) return n;
+      throw new BpfError(`bpf_map_get_next_key(${what})`, errnoOf(ret));
+    }
+    prev = next;
+  }
+}
+
 export function closeFd(fd: number): void {
   c.libc_close(fd);
 }

@@ -89,6 +89,11 @@ export class SluiceMaps {
     return bpf.mapKeys(i.fd, i.keySize, name);
   }
 
+  count(name: MapName): number {
+    const i = this.info(name);
+    return bpf.mapCount(i.fd, i.keySize, name);
+  }
+
   /** The recorded original destination of a captured connection, as its proxy sees it. */
   originalDestination(client: Endpoint, listener: Endpoint, netnsCookie = 0n): OrigDst | null {
     const v = this.lookup('sluice_conns', encodeConnKey({ client, listener, netnsCookie }));

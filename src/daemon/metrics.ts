@@ -82,31 +82,29 @@ export class Metrics {
       },
     });
     this.registry.registerMetric(events);
+    const capacity = new Gauge({ name: 'sluice_map_capacity', help: 'Capacity of each BPF map.', labelNames: ['map'], registers: [] });
     new Gauge({
       name: 'sluice_map_entries',
       help: 'Entries in each BPF map.',
       labelNames: ['map'],
       registers: [this.registry],
+      // Counting walks every key: one walk per scrape fills both gauges (capacity is
+      // registered after this one, so the registry collects this first).
       collect() {
-        for (const u of dataPlane()?.mapUsage() ?? []) this.set({ map: u.map }, u.entries);
+        for (const u of dataPlane()?.mapUsage() ?? []) {
+          this.set({ map: u.map }, u.entries);
+          capacity.set({ map: u.map }, u.capacity);
+        }
       },
     });
+    this.registry.registerMetric(capacity);
     new Gauge({
       name: 'sluice_acceleration_enabled',
-      help: 'Whether sk_msg acceleration is on (1) or off (0), as the kernel switch says. Redirected bytes bypass netfilter and tcpdump; see sluice_decisions_total{counter=~"accel_.*"}.',
+      help: 'Whether sk_msg acceleration is on (1) or off (0), as the kernel switch says. Redirected bytes bypass netfilter and tcpdump; see sluice_datapath_events_total{event=~"accel_.*"}.',
       registers: [this.registry],
       collect() {
         const dp = dataPlane();
         if (dp?.acceleration) this.set(dp.acceleration() ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'sluice_map_capacity',
-      help: 'Capacity of each BPF map.',
-      labelNames: ['map'],
-      registers: [this.registry],
-      collect() {
-        for (const u of dataPlane()?.mapUsage() ?? []) this.set({ map: u.map }, u.capacity);
       },
     });
   }
