@@ -33,7 +33,12 @@ export class Metrics {
   });
   readonly sourceErrors = new Counter({
     name: 'sluice_source_errors_total',
-    help: 'Source documents that could not be read (bad YAML, bad object shape, unreadable file).',
+    help: 'Source documents that could not be read (bad YAML, a YAML limit, bad object shape, unreadable file), counted once per distinct error.',
+    registers: [this.registry],
+  });
+  readonly sourceDuplicates = new Counter({
+    name: 'sluice_source_duplicates_total',
+    help: 'Objects named twice in the source (same kind and namespace/name); the first is used. Counted once per distinct duplicate.',
     registers: [this.registry],
   });
   readonly pods = new Gauge({ name: 'sluice_pods', help: 'Pods by reconcile status.', labelNames: ['status'], registers: [this.registry] });

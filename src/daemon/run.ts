@@ -10,7 +10,8 @@ import { findCgroup2Mount, kernelRelease } from '../bpf/system.js';
 import { buildPolicies } from '../policy/build.js';
 import { InputError } from '../policy/errors.js';
 import type { NodeConfig } from '../policy/config.js';
-import { parseSourceSpec, readSnapshot } from '../sources/index.js';
+import { parseSourceSpec, readSourceTextOf } from '../sources/index.js';
+import { CONFIRM_MS, StableSource } from '../sources/stable.js';
 import { watchFile, type FileWatch } from '../sources/watch.js';
 import { createHttpServer } from './http.js';
 import { serveLookupSocket } from './lookup.js';
@@ -102,21 +103,25 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   metrics.mapsAdopted.set(report?.adoptedMaps.length ?? 0);
   const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
 
+  // A read that changed is applied at once but removes nothing until it is read again.
+  const source = new StableSource(spec.path, () => readSourceTextOf(spec));
+  let confirm: NodeJS.Timeout | null = null;
   const sync = () => {
-    let snapshot;
-    try {
-      snapshot = readSnapshot(spec);
-    } catch (e) {
+    const read = source.read();
+    // Counted once per distinct error, not again on every resync while it stays.
+    for (const error of read.newErrors) {
       metrics.sourceErrors.inc();
-      log.error({ reason: 'source_unreadable', error: (e as Error).message }, 'source not read; keeping current policies');
-      return;
+      log.warn({ reason: read.snapshot ? 'source_document' : 'source_unreadable', error }, read.snapshot ? 'source document skipped' : 'source not read; keeping current policies');
     }
-    for (const error of snapshot.errors) {
-      metrics.sourceErrors.inc();
-      log.warn({ reason: 'source_document', error }, 'source document skipped');
+    for (const error of read.newDuplicates) {
+      metrics.sourceDuplicates.inc();
+      log.error({ reason: 'source_duplicate', error }, 'duplicate object in the source; the first is used');
     }
+    if (read.confirm && !confirm) confirm = setTimeout(() => ((confirm = null), sync()), CONFIRM_MS);
+    const snapshot = read.snapshot;
+    if (!snapshot) return;
     try {
-      reconciler.reconcile(snapshot.pods, buildPolicies(snapshot.pods, snapshot.sidecars, opts.config), { prune: snapshot.errors.length === 0 });
+      reconciler.reconcile(snapshot.pods, buildPolicies(snapshot.pods, snapshot.sidecars, opts.config), { prune: read.prune });
     } catch (e) {
       metrics.reconcileErrors.inc({ reason: 'map_write' });
       log.error({ reason: 'reconcile_failed', error: (e as Error).stack }, 'reconcile failed; will retry on the next change');
@@ -148,6 +153,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     async close() {
       watch.close();
       clearInterval(resync);
+      if (confirm) clearTimeout(confirm);
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (lookup) await new Promise<void>((resolve) => lookup!.close(() => resolve()));
       dataPlane.close();

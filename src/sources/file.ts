@@ -1,13 +1,15 @@
 // File source: multi-document Kubernetes YAML holding Pods and Sidecars.
-import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
-import { SIDECAR_API_VERSIONS, type Pod, type Sidecar } from '../policy/k8s.js';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { SIDECAR_API_VERSIONS, objectName, type Pod, type Sidecar } from '../policy/k8s.js';
+import { parseDocuments, YAML_LIMITS } from './yaml.js';
 
 export interface SourceSnapshot {
   pods: Pod[];
   sidecars: Sidecar[];
   /** Documents that could not be used; each names the document and the fix. */
   errors: string[];
+  /** Objects named twice (namespace/name); the first was kept. They do not block pruning. */
+  duplicates: string[];
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -16,22 +18,39 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** Parses YAML text. A bad document is reported and skipped; the others still count. */
 export function parseObjects(text: string, sourceName: string): SourceSnapshot {
-  const out: SourceSnapshot = { pods: [], sidecars: [], errors: [] };
-  const docs = parseAllDocuments(text);
-  // parseAllDocuments returns an EmptyStream for empty input: nothing to do.
-  if (!Array.isArray(docs)) return out;
-  docs.forEach((doc, i) => {
+  const out: SourceSnapshot = { pods: [], sidecars: [], errors: [], duplicates: [] };
+  parseDocuments(text).forEach((doc, i) => {
     const where = `${sourceName} document ${i + 1}`;
-    if (doc.errors.length > 0) {
-      out.errors.push(`${where}: YAML error: ${doc.errors[0]!.message.split('\n')[0]}; fix the YAML syntax`);
+    if ('error' in doc) {
+      out.errors.push(`${where}: ${doc.error}`);
       return;
     }
-    const value: unknown = doc.toJS();
+    const value = doc.value;
     if (value === null || value === undefined) return;
     const items = isObject(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
     items.forEach((item: unknown, j: number) => addObject(out, item, items.length > 1 ? `${where} item ${j + 1}` : where));
   });
-  return out;
+  return dropDuplicates(out);
+}
+
+/**
+ * Two objects of one kind with the same namespace/name would take turns on every pass:
+ * the first one is used, the others are reported.
+ */
+function dropDuplicates(snap: SourceSnapshot): SourceSnapshot {
+  const keep = <T extends Pod | Sidecar>(list: T[]): T[] => {
+    const seen = new Set<string>();
+    return list.filter((o) => {
+      const key = objectName(o.metadata);
+      if (!seen.has(key)) {
+        seen.add(key);
+        return true;
+      }
+      snap.duplicates.push(`${o.kind} ${key} appears more than once; the first one is used, remove the others`);
+      return false;
+    });
+  };
+  return { ...snap, pods: keep(snap.pods), sidecars: keep(snap.sidecars) };
 }
 
 function addObject(out: SourceSnapshot, value: unknown, where: string): void {
@@ -91,6 +110,18 @@ function podShapeError(pod: Record<string, unknown>): string | null {
   return null;
 }
 
+/** The file's text, refused before reading when it is over the size limit. */
+export function readSourceText(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size > YAML_LIMITS.fileBytes) throw new Error(`it is ${size} bytes, over the limit of ${YAML_LIMITS.fileBytes}`);
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function readSourceFile(path: string): SourceSnapshot {
-  return parseObjects(readFileSync(path, 'utf8'), path);
+  return parseObjects(readSourceText(path), path);
 }

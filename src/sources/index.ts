@@ -1,6 +1,6 @@
 // `--source` values: `file:PATH` now; `kubernetes` comes with the daemon.
 import { InputError } from '../policy/errors.js';
-import { readSourceFile, type SourceSnapshot } from './file.js';
+import { parseObjects, readSourceText, type SourceSnapshot } from './file.js';
 
 export type SourceSpec = { kind: 'file'; path: string };
 
@@ -9,10 +9,15 @@ export function parseSourceSpec(spec: string): SourceSpec {
   throw new InputError('BAD_SOURCE', `--source ${JSON.stringify(spec)} is not supported; use file:PATH (a YAML file of Pods and Sidecars)`);
 }
 
-export function readSnapshot(spec: SourceSpec): SourceSnapshot {
+/** The source's text; an InputError that names the path when it cannot be read. */
+export function readSourceTextOf(spec: SourceSpec): string {
   try {
-    return readSourceFile(spec.path);
+    return readSourceText(spec.path);
   } catch (e) {
     throw new InputError('SOURCE_UNREADABLE', `cannot read ${spec.path}: ${(e as Error).message}; check the --source path`);
   }
+}
+
+export function readSnapshot(spec: SourceSpec): SourceSnapshot {
+  return parseObjects(readSourceTextOf(spec), spec.path);
 }
