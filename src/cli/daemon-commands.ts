@@ -1,4 +1,5 @@
 // CLI commands that talk to the kernel side: run, status, lookup, uninstall, doctor.
+import { readFileSync } from 'node:fs';
 import { BpfDataPlane } from '../bpf/dataplane.js';
 import { DEFAULT_OBJECT_DIR, isInstalled, linkedNetns, uninstall } from '../bpf/loader.js';
 import { InputError } from '../policy/errors.js';
@@ -16,6 +17,7 @@ export interface RunFlags {
   bpffs: string;
   listen: string;
   lookupSocket?: string;
+  lookupGroup?: string;
   accelerate?: boolean;
   accelerateForce?: boolean;
   maxPods?: string;
@@ -28,6 +30,21 @@ function capacityFlag(flag: string, value: string | undefined): number | undefin
   const n = /^\d{1,9}$/.test(value) ? Number(value) : NaN;
   if (!(n >= 1)) throw new InputError('BAD_CAPACITY', `${flag} ${value} is not a positive whole number`);
   return n;
+}
+
+/** `--lookup-group NAME|GID`: a number, or a name from /etc/group. */
+export function groupFlag(value: string, groupFile = '/etc/group'): number {
+  if (/^\d{1,10}$/.test(value) && Number(value) <= 0xfffffffe) return Number(value);
+  let text = '';
+  try {
+    text = readFileSync(groupFile, 'utf8');
+  } catch {
+    // no group file: only numeric groups work
+  }
+  const line = text.split('\n').find((l) => l.split(':')[0] === value);
+  const gid = line ? Number(line.split(':')[2]) : NaN;
+  if (!Number.isInteger(gid)) throw new InputError('BAD_GROUP', `--lookup-group ${JSON.stringify(value)} is neither a gid nor a group in ${groupFile}; pass a group name or number`);
+  return gid;
 }
 
 function resyncFlag(value: string): number {
@@ -50,6 +67,7 @@ export async function runRun(flags: RunFlags): Promise<void> {
     },
     ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
     ...(flags.lookupSocket ? { lookupSocket: flags.lookupSocket } : {}),
+    ...(flags.lookupGroup !== undefined ? { lookupGid: groupFlag(flags.lookupGroup) } : {}),
     ...(flags.resync ? { resyncMs: resyncFlag(flags.resync) } : {}),
   });
   await new Promise<void>((resolve) => {

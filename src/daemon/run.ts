@@ -25,6 +25,8 @@ export interface DaemonOptions {
   bpffs: string;
   listen: string;
   lookupSocket?: string;
+  /** The group that may connect to the lookup socket (0660); without it only root (0600). */
+  lookupGid?: number;
   /** sk_msg acceleration; refused where the live sockmap check does not say `ok`. */
   accelerate: boolean;
   /** Accelerate even then (benchmarks, or a workload known to be unaffected). */
@@ -145,8 +147,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   let lookup: NetServer | null = null;
   if (opts.lookupSocket) {
-    lookup = serveLookupSocket(opts.lookupSocket, () => dataPlane, metrics);
-    log.info({ socket: opts.lookupSocket }, 'lookup socket listening');
+    lookup = await serveLookupSocket(opts.lookupSocket, () => dataPlane, metrics, opts.lookupGid === undefined ? {} : { gid: opts.lookupGid });
+    log.info({ socket: opts.lookupSocket, mode: opts.lookupGid === undefined ? '0600' : '0660', gid: opts.lookupGid }, 'lookup socket listening');
   }
 
   return {
