@@ -6,13 +6,15 @@
 // and cookies are host order.
 import { endianness } from 'node:os';
 import ipaddr from 'ipaddr.js';
+import { KERNEL_LIMITS } from '../policy/limits.js';
 import { parseCidr, parseIp } from '../policy/net.js';
 import type { Endpoint, Family } from '../policy/types.js';
 
 const LE = endianness() === 'LE';
 
-export const MAX_PROXY_IDS = 8;
-export const MAX_POD_IPS = 4;
+// Defined once in src/policy (validate reports them); the codec test checks sluice.h.
+export const MAX_PROXY_IDS = KERNEL_LIMITS.proxyIds;
+export const MAX_POD_IPS = KERNEL_LIMITS.podIpsPerFamily;
 export const ADDR_WORDS = 4;
 export const NO_OWNER = 0xffffffff;
 export const CIDR_KEY_FIXED_BITS = 64;

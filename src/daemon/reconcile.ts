@@ -67,7 +67,9 @@ export class Reconciler {
     results.forEach((result, i) => {
       const pod = pods[i]!;
       const key = `${result.pod.namespace}/${result.pod.name}`;
-      const netnsPath = pod.metadata.annotations?.[ANNOTATIONS.netns] ?? null;
+      // A non-string value (file source) is never handed to the netns code: buildPolicy rejects it.
+      const rawNetns: unknown = pod.metadata.annotations?.[ANNOTATIONS.netns];
+      const netnsPath = typeof rawNetns === 'string' ? rawNetns : null;
       const state: PodState = { ...result.pod, netns: netnsPath, netnsCookie: null, status: 'uncaptured', error: null, policy: null };
       states.push(state);
       if (result.status === 'uncaptured') return;
@@ -91,6 +93,7 @@ export class Reconciler {
         }
       };
 
+      if (!netnsPath && result.status === 'rejected') return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       if (!netnsPath) return reject('netns_missing', `no ${ANNOTATIONS.netns} annotation; add the pod's netns path`, false);
       let cookie: bigint;
       try {

@@ -1,5 +1,7 @@
 // Pod annotation keys (capture-spec "Per-pod policy") and list parsing.
 import { PolicyError } from './errors.js';
+import type { ObjectMeta } from './k8s.js';
+import { tooMany } from './limits.js';
 import { isPort, parseCidr } from './net.js';
 
 export const ANNOTATIONS = Object.freeze({
@@ -29,14 +31,39 @@ export function splitList(value: string): string[] {
     .filter((s) => s !== '');
 }
 
+/** The items of a list annotation, refused before parsing any when there are over `max`. */
+function boundedList(value: string, at: FieldRef, max: number, what: string): string[] {
+  const items = splitList(value);
+  if (items.length > max) throw tooMany(at.object, at.field, items.length, max, what);
+  return items;
+}
+
+/**
+ * Kubernetes annotation and label values are strings; a file source can hold anything
+ * (`true`, `{}`, `42`). Each other value is an error naming its key, never a crash later.
+ */
+export function nonStringValues(meta: ObjectMeta, object: string): PolicyError[] {
+  const errors: PolicyError[] = [];
+  for (const [kind, map] of [
+    ['annotation', meta.annotations],
+    ['label', meta.labels],
+  ] as const) {
+    for (const [key, v] of Object.entries((map ?? {}) as Record<string, unknown>)) {
+      if (typeof v === 'string') continue;
+      errors.push(new PolicyError('BAD_ANNOTATION', object, `${kind} ${key}`, JSON.stringify(v) ?? String(v), `${kind} values are strings; quote it (e.g. "true", "42")`));
+    }
+  }
+  return errors;
+}
+
 /** A field being parsed, for error messages. */
 export interface FieldRef {
   object: string;
   field: string;
 }
 
-export function parsePortList(value: string, at: FieldRef, allowWildcard: boolean): '*' | number[] {
-  const items = splitList(value);
+export function parsePortList(value: string, at: FieldRef, allowWildcard: boolean, max = Infinity): '*' | number[] {
+  const items = boundedList(value, at, max, 'ports');
   if (items.includes('*')) {
     if (allowWildcard && items.length === 1) return '*';
     throw new PolicyError(
@@ -58,8 +85,8 @@ export function parsePort(item: string, whole: string, at: FieldRef): number {
   return n;
 }
 
-export function parseCidrList(value: string, at: FieldRef, allowWildcard: boolean): '*' | string[] {
-  const items = splitList(value);
+export function parseCidrList(value: string, at: FieldRef, allowWildcard: boolean, max = Infinity): '*' | string[] {
+  const items = boundedList(value, at, max, 'CIDRs');
   if (items.includes('*')) {
     if (allowWildcard && items.length === 1) return '*';
     throw new PolicyError(
@@ -81,8 +108,8 @@ export function parseCidrList(value: string, at: FieldRef, allowWildcard: boolea
   );
 }
 
-export function parseInterfaceList(value: string, at: FieldRef): string[] {
-  const items = splitList(value);
+export function parseInterfaceList(value: string, at: FieldRef, max = Infinity): string[] {
+  const items = boundedList(value, at, max, 'interfaces');
   for (const item of items) {
     // Linux interface names: at most 15 bytes, no '/', no whitespace.
     if (item.length > 15 || /[\s/:]/.test(item)) {

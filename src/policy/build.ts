@@ -3,6 +3,7 @@ import {
   ANNOTATIONS,
   SIDECAR_ANNOTATION_PREFIX,
   dedupe,
+  nonStringValues,
   parseCidrList,
   parseInterfaceList,
   parsePort,
@@ -11,6 +12,7 @@ import {
 } from './annotations.js';
 import { isId, type NodeConfig } from './config.js';
 import { PolicyError } from './errors.js';
+import { policyLimitErrors } from './limits.js';
 import { PROXY_CONTAINER, objectName, type Pod, type Sidecar } from './k8s.js';
 import { canonicalIp, isLoopbackRange, isPort } from './net.js';
 import { selectSidecar } from './sidecar.js';
@@ -62,6 +64,8 @@ export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): 
   const podObj = `Pod ${objectName(pod.metadata)}`;
   const annotations = pod.metadata.annotations ?? {};
   const warnings: string[] = [];
+  const typeErrors = nonStringValues(pod.metadata, podObj);
+  if (typeErrors.length > 0) return { status: 'rejected', pod: ref, errors: typeErrors, warnings };
 
   if (!(ANNOTATIONS.status in annotations)) {
     return { status: 'uncaptured', pod: ref, reason: `no ${ANNOTATIONS.status} annotation (no sidecar injected)`, warnings };
@@ -75,7 +79,8 @@ export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): 
     );
   }
   const get = annotationLookup(pod, sidecar, config);
-  const errors: PolicyError[] = [];
+  const errors: PolicyError[] = sidecar ? nonStringValues({ annotations: sidecar.metadata.annotations ?? {} }, `Sidecar ${objectName(sidecar.metadata)}`) : [];
+  const max = config.maxSetEntriesPerPod;
   // Each field is parsed on its own so one bad value reports every other bad value too.
   function field<T>(key: string, fallback: T, parse: (l: Layered) => T): T {
     const layered = get(key);
@@ -102,19 +107,19 @@ export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): 
     return { status: 'uncaptured', pod: ref, reason: `${ANNOTATIONS.interceptionMode} is NONE`, warnings };
   }
 
-  const includeOutboundIPRanges = field(ANNOTATIONS.includeOutboundIPRanges, '*' as '*' | string[], (l) => parseCidrList(l.value, l.at, true));
-  const excludeOutboundIPRanges = field(ANNOTATIONS.excludeOutboundIPRanges, [] as string[], (l) => parseCidrList(l.value, l.at, false) as string[]);
-  const includeOutboundPorts = field(ANNOTATIONS.includeOutboundPorts, [] as number[], (l) => parsePortList(l.value, l.at, false) as number[]);
-  const excludeOutboundPorts = field(ANNOTATIONS.excludeOutboundPorts, [] as number[], (l) => parsePortList(l.value, l.at, false) as number[]);
-  let includeInboundPorts = field(ANNOTATIONS.includeInboundPorts, '*' as '*' | number[], (l) => parsePortList(l.value, l.at, true));
-  const excludeInboundAnn = field(ANNOTATIONS.excludeInboundPorts, [] as number[], (l) => parsePortList(l.value, l.at, false) as number[]);
+  const includeOutboundIPRanges = field(ANNOTATIONS.includeOutboundIPRanges, '*' as '*' | string[], (l) => parseCidrList(l.value, l.at, true, max));
+  const excludeOutboundIPRanges = field(ANNOTATIONS.excludeOutboundIPRanges, [] as string[], (l) => parseCidrList(l.value, l.at, false, max) as string[]);
+  const includeOutboundPorts = field(ANNOTATIONS.includeOutboundPorts, [] as number[], (l) => parsePortList(l.value, l.at, false, max) as number[]);
+  const excludeOutboundPorts = field(ANNOTATIONS.excludeOutboundPorts, [] as number[], (l) => parsePortList(l.value, l.at, false, max) as number[]);
+  let includeInboundPorts = field(ANNOTATIONS.includeInboundPorts, '*' as '*' | number[], (l) => parsePortList(l.value, l.at, true, max));
+  const excludeInboundAnn = field(ANNOTATIONS.excludeInboundPorts, [] as number[], (l) => parsePortList(l.value, l.at, false, max) as number[]);
   const statusPort = field(ANNOTATIONS.statusPort, DEFAULT_STATUS_PORT, (l) => {
     const v = l.value.trim();
     return v === '0' ? 0 : parsePort(v, l.value, l.at);
   });
-  const excludeInterfaces = field(ANNOTATIONS.excludeInterfaces, [] as string[], (l) => parseInterfaceList(l.value, l.at));
-  const reroute = field(ANNOTATIONS.rerouteInterfaces, null as string[] | null, (l) => parseInterfaceList(l.value, l.at));
-  const rerouteInterfaces = reroute ?? field(ANNOTATIONS.kubevirtInterfaces, [] as string[], (l) => parseInterfaceList(l.value, l.at));
+  const excludeInterfaces = field(ANNOTATIONS.excludeInterfaces, [] as string[], (l) => parseInterfaceList(l.value, l.at, max));
+  const reroute = field(ANNOTATIONS.rerouteInterfaces, null as string[] | null, (l) => parseInterfaceList(l.value, l.at, max));
+  const rerouteInterfaces = reroute ?? field(ANNOTATIONS.kubevirtInterfaces, [] as string[], (l) => parseInterfaceList(l.value, l.at, max));
 
   // Proxy identity: the istio-proxy container's runAsUser/runAsGroup, else the node config.
   const proxy = proxyContainer(pod);
@@ -209,6 +214,8 @@ export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): 
     dnsCapture,
     sidecar: sidecar ? objectName(sidecar.metadata) : null,
   };
+  const limitErrors = policyLimitErrors(policy, podObj, max);
+  if (limitErrors.length > 0) return { status: 'rejected', pod: ref, errors: limitErrors, warnings };
   return { status: 'captured', pod: ref, policy, warnings };
 }
 

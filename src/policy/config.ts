@@ -1,5 +1,6 @@
 // Node-wide defaults (`--config PATH`): the layer between built-ins and Sidecars.
 import { PolicyError } from './errors.js';
+import { DEFAULT_MAX_SET_ENTRIES, KERNEL_LIMITS, MAX_SET_ENTRIES_LIMIT } from './limits.js';
 import { isPort } from './net.js';
 import { DEFAULT_PORTS, DEFAULT_PROXY_UID, type CapturePorts } from './types.js';
 
@@ -12,6 +13,8 @@ export interface NodeConfig {
   dnsCapture: boolean;
   /** Node-wide defaults for the pod annotations of the spec's input table. */
   annotations: Record<string, string>;
+  /** Entries one pod may hold in each port, CIDR, interface and bind set. */
+  maxSetEntriesPerPod: number;
 }
 
 export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
@@ -21,6 +24,7 @@ export const DEFAULT_CONFIG: NodeConfig = Object.freeze({
   rootNamespace: 'istio-system',
   dnsCapture: false,
   annotations: {},
+  maxSetEntriesPerPod: DEFAULT_MAX_SET_ENTRIES,
 });
 
 const MAX_ID = 0xfffffffe; // (uid_t)-1 means "unset" to the kernel.
@@ -37,7 +41,7 @@ export function parseNodeConfig(raw: unknown, source: string): NodeConfig {
   };
   if (raw === null || raw === undefined) return DEFAULT_CONFIG;
   if (typeof raw !== 'object' || Array.isArray(raw)) fail('(root)', raw, 'the config must be a YAML mapping');
-  const known = ['ports', 'proxyUids', 'proxyGids', 'rootNamespace', 'dnsCapture', 'annotations'];
+  const known = ['ports', 'proxyUids', 'proxyGids', 'rootNamespace', 'dnsCapture', 'annotations', 'maxSetEntriesPerPod'];
   const input = raw as Record<string, unknown>;
   for (const key of Object.keys(input)) {
     if (!known.includes(key)) fail(key, input[key], `unknown key; known keys are ${known.join(', ')}`);
@@ -54,7 +58,9 @@ export function parseNodeConfig(raw: unknown, source: string): NodeConfig {
   }
   const ids = (field: string, v: unknown): number[] => {
     if (!Array.isArray(v) || v.length === 0 || !v.every(isId)) fail(field, v, 'use a non-empty list of numeric ids, e.g. [1337]');
-    return [...new Set(v as number[])];
+    const unique = [...new Set(v as number[])];
+    if (unique.length > KERNEL_LIMITS.proxyIds) fail(field, v, `at most ${KERNEL_LIMITS.proxyIds} ids (the kernel policy has room for no more)`);
+    return unique;
   };
   const proxyUids = input.proxyUids === undefined ? DEFAULT_CONFIG.proxyUids : ids('proxyUids', input.proxyUids);
   const proxyGids = input.proxyGids === undefined ? null : ids('proxyGids', input.proxyGids);
@@ -79,5 +85,11 @@ export function parseNodeConfig(raw: unknown, source: string): NodeConfig {
       annotations[k] = v as string;
     }
   }
-  return { ports, proxyUids, proxyGids, rootNamespace, dnsCapture, annotations };
+  let maxSetEntriesPerPod = DEFAULT_MAX_SET_ENTRIES;
+  if (input.maxSetEntriesPerPod !== undefined) {
+    const v = input.maxSetEntriesPerPod;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_SET_ENTRIES_LIMIT) fail('maxSetEntriesPerPod', v, `use a whole number in 1..${MAX_SET_ENTRIES_LIMIT} (half a set map at most)`);
+    maxSetEntriesPerPod = v as number;
+  }
+  return { ports, proxyUids, proxyGids, rootNamespace, dnsCapture, annotations, maxSetEntriesPerPod };
 }

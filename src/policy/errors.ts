@@ -8,7 +8,13 @@ export type PolicyErrorCode =
   | 'BAD_MODE'
   | 'BAD_ADDRESS'
   | 'BAD_OBJECT'
-  | 'BAD_CONFIG';
+  | 'BAD_CONFIG'
+  | 'BAD_ANNOTATION'
+  | 'TOO_MANY';
+
+/** Longest value quoted in a message: an annotation may be megabytes long. */
+const QUOTED_MAX = 200;
+const quoted = (v: string) => JSON.stringify(v.length > QUOTED_MAX ? `${v.slice(0, QUOTED_MAX)}...` : v);
 
 export class PolicyError extends Error {
   override readonly name = 'PolicyError';
@@ -21,7 +27,7 @@ export class PolicyError extends Error {
     readonly value: string,
     readonly fix: string,
   ) {
-    super(`${object}: ${field}=${JSON.stringify(value)} is invalid: ${fix}`);
+    super(`${object}: ${field}=${quoted(value)} is invalid: ${fix}`);
   }
 
   toJSON(): Record<string, string> {

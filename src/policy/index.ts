@@ -4,6 +4,7 @@ export * from './errors.js';
 export * from './net.js';
 export * from './k8s.js';
 export * from './config.js';
+export * from './limits.js';
 export * from './annotations.js';
 export * from './sidecar.js';
 export * from './build.js';
