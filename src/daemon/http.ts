@@ -19,6 +19,16 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
   res.end(text);
 }
 
+/**
+ * The API has no access control: /v1/pods shows every pod's policy and
+ * /v1/original-destination every captured connection. A host that is every address gets
+ * a warning that says so.
+ */
+export function wildcardListenWarning(host: string): string | null {
+  if (host !== '' && host !== '0.0.0.0' && host !== '::' && host !== '[::]') return null;
+  return `--listen ${host || '0.0.0.0'} binds every address of the node: anyone who reaches the port reads /v1/pods and /v1/original-destination (no access control); listen on 127.0.0.1 unless a firewall guards the port`;
+}
+
 export function createHttpServer(deps: HttpDeps): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     handle(deps, req, res).catch((e) => send(res, 500, { error: (e as Error).message }));

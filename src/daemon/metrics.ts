@@ -4,6 +4,9 @@ import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
 
 export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict';
+/** How long one walk of the maps serves /metrics scrapes. */
+export const MAP_WALK_CACHE_MS = 1000;
+
 export type LookupVia = 'http' | 'unix';
 export type LookupResult = 'found' | 'not_found' | 'bad_request';
 
@@ -58,7 +61,6 @@ export class Metrics {
   readonly mapsAdopted = new Gauge({ name: 'sluice_maps_adopted', help: 'Pinned maps reused at startup, contents kept.', registers: [this.registry] });
 
   constructor(dataPlane: () => DataPlane | null) {
-    // Kernel-side series are read at scrape time, so they are never stale.
     // Kernel-side series are per-CPU counters summed at scrape time, so they are never
     // stale; they only grow (until sluice uninstall), so they are counters.
     const events = new Counter({
@@ -87,16 +89,20 @@ export class Metrics {
       },
     });
     this.registry.registerMetric(events);
+    let walked: { at: number; usage: ReturnType<DataPlane['mapUsage']> } | null = null;
     const capacity = new Gauge({ name: 'sluice_map_capacity', help: 'Capacity of each BPF map.', labelNames: ['map'], registers: [] });
     new Gauge({
       name: 'sluice_map_entries',
       help: 'Entries in each BPF map.',
       labelNames: ['map'],
       registers: [this.registry],
-      // Counting walks every key: one walk per scrape fills both gauges (capacity is
-      // registered after this one, so the registry collects this first).
+      // Counting walks every key, synchronously: one walk fills both gauges (capacity is
+      // registered after this one, so the registry collects this first), and scrapes
+      // within MAP_WALK_CACHE_MS of it reuse it, so scraping fast cannot stall the daemon.
       collect() {
-        for (const u of dataPlane()?.mapUsage() ?? []) {
+        const now = Date.now();
+        if (!walked || now - walked.at >= MAP_WALK_CACHE_MS) walked = { at: now, usage: dataPlane()?.mapUsage() ?? [] };
+        for (const u of walked.usage) {
           this.set({ map: u.map }, u.entries);
           capacity.set({ map: u.map }, u.capacity);
         }

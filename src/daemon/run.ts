@@ -13,7 +13,7 @@ import type { NodeConfig } from '../policy/config.js';
 import { parseSourceSpec, readSourceTextOf } from '../sources/index.js';
 import { CONFIRM_MS, StableSource } from '../sources/stable.js';
 import { watchFile, type FileWatch } from '../sources/watch.js';
-import { createHttpServer } from './http.js';
+import { createHttpServer, wildcardListenWarning } from './http.js';
 import { serveLookupSocket } from './lookup.js';
 import { Metrics } from './metrics.js';
 import { Reconciler } from './reconcile.js';
@@ -144,6 +144,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     http.listen(listen.port, listen.host, () => resolve());
   });
   log.info({ listen: opts.listen }, 'http listening');
+  const exposed = wildcardListenWarning(listen.host);
+  if (exposed) log.warn({ reason: 'listen_wildcard', listen: opts.listen }, exposed);
 
   let lookup: NetServer | null = null;
   if (opts.lookupSocket) {
