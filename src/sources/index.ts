@@ -7,7 +7,7 @@ export type SourceSpec = { kind: 'file'; path: string } | { kind: 'kubernetes' }
 export function parseSourceSpec(spec: string): SourceSpec {
   if (spec === 'kubernetes') return { kind: 'kubernetes' };
   if (spec.startsWith('file:') && spec.length > 'file:'.length) return { kind: 'file', path: spec.slice('file:'.length) };
-  throw new InputError('BAD_SOURCE', `--source ${JSON.stringify(spec)} is not supported; use kubernetes (the API server) or file:PATH (a YAML file of Pods and Sidecars)`);
+  throw new InputError('BAD_SOURCE', `--source ${JSON.stringify(spec)} is not supported; use file:PATH (a YAML file of Pods and Sidecars) or kubernetes (the API server)`);
 }
 
 export function readSnapshot(spec: Extract<SourceSpec, { kind: 'file' }>): SourceSnapshot {
