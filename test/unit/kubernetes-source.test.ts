@@ -1,6 +1,6 @@
 // The kubernetes source against a local API double that speaks list/watch over HTTP.
 import test from 'ava';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG } from '../../src/policy/config.js';
@@ -32,10 +32,18 @@ function sidecar(name: string, excludedPort: number, version = 'v1') {
   };
 }
 
-/** A fake /proc: one process per pod, in the cgroupfs or the systemd layout. */
-function fakeProc(dir: string, procs: { pid: number; uid: string; systemd?: boolean }[]): string {
+/**
+ * A fake /proc: one process per pod, in the cgroupfs or the systemd layout. Each ns/net is
+ * a file of its own (its inode stands for the netns); `hostNetns` links it to PID 1's.
+ */
+function fakeProc(dir: string, procs: { pid: number; uid: string; systemd?: boolean; hostNetns?: boolean }[]): string {
+  mkdirSync(join(dir, '1', 'ns'), { recursive: true });
+  writeFileSync(join(dir, '1', 'ns', 'net'), '');
+  writeFileSync(join(dir, '1', 'cgroup'), '0::/init.scope\n');
   for (const p of procs) {
     mkdirSync(join(dir, String(p.pid), 'ns'), { recursive: true });
+    if (p.hostNetns) linkSync(join(dir, '1', 'ns', 'net'), join(dir, String(p.pid), 'ns', 'net'));
+    else writeFileSync(join(dir, String(p.pid), 'ns', 'net'), '');
     const path = p.systemd
       ? `/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod${p.uid.replaceAll('-', '_')}.slice/cri-containerd-abc.scope`
       : `/kubepods/burstable/pod${p.uid}/0123456789abcdef`;
@@ -54,7 +62,7 @@ interface Ctx {
 
 const quietLog = { warn: () => undefined, info: () => undefined };
 
-async function startFeed(t: { context: Ctx }, procs: { pid: number; uid: string; systemd?: boolean }[] = []): Promise<Feed> {
+async function startFeed(t: { context: Ctx }, procs: Parameters<typeof fakeProc>[1] = []): Promise<Feed> {
   const ctx = t.context;
   const feed = kubernetesFeed({
     kubeconfig: ctx.api.writeKubeconfig(ctx.dir),
@@ -118,6 +126,16 @@ test('a pod without a process yet is pending; a hostNetwork pod is refused', asy
   t.is(byName(read.records, 'a')!.netns.kind, 'pending');
   t.like(byName(read.records, 'h')!.netns, { kind: 'missing' });
   t.regex((byName(read.records, 'h')!.netns as { reason: string }).reason, /hostNetwork/);
+});
+
+test('a process of the pod still in the node\'s netns is passed over for one in the pod\'s', async (t) => {
+  const { api, dir } = t.context as Ctx;
+  api.upsert('pods', pod('a', UID_A));
+  api.upsert('pods', pod('b', UID_B));
+  const feed = await startFeed(t as never, [{ pid: 40, uid: UID_A, hostNetns: true }, { pid: 44, uid: UID_A }, { pid: 41, uid: UID_B, hostNetns: true }]);
+  const read = await until('the first list', () => feed.read());
+  t.deepEqual(byName(read.records, 'a')!.netns, { kind: 'path', path: join(dir, 'proc', '44', 'ns', 'net') });
+  t.is(byName(read.records, 'b')!.netns.kind, 'pending');
 });
 
 test('a Sidecar change through the watch reaches the next read, and calls back', async (t) => {

@@ -1,7 +1,7 @@
 // Finds a pod's network namespace from the host's /proc, the way the kubelet laid it out:
 // a process whose cgroup names the pod's UID. Nothing the pod's author writes is read,
 // so a pod can never point the daemon at the host's or another pod's namespace.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** A process of the pod, and the path of its network namespace. */
@@ -35,6 +35,10 @@ export function podUidOfCgroup(text: string): string | null {
 export function discoverPodProcesses(procRoot: string, wanted: ReadonlySet<string>): Map<string, PodProcess> {
   const found = new Map<string, PodProcess>();
   if (wanted.size === 0) return found;
+  // A process of the pod's cgroup may not have entered the pod's netns yet (runc joins
+  // the cgroup first), and a hostNetwork container never does: the node's namespace and
+  // the daemon's own are never a pod's.
+  const forbidden = new Set([netnsInode(join(procRoot, '1', 'ns', 'net')), netnsInode('/proc/self/ns/net')].filter((i) => i !== null));
   let entries: string[];
   try {
     entries = readdirSync(procRoot);
@@ -51,8 +55,20 @@ export function discoverPodProcesses(procRoot: string, wanted: ReadonlySet<strin
     }
     const uid = podUidOfCgroup(text);
     if (uid === null || !wanted.has(uid) || found.has(uid)) continue;
-    found.set(uid, { pid, netnsPath: join(procRoot, String(pid), 'ns', 'net') });
+    const netnsPath = join(procRoot, String(pid), 'ns', 'net');
+    const ino = netnsInode(netnsPath);
+    if (ino === null || forbidden.has(ino)) continue;
+    found.set(uid, { pid, netnsPath });
     if (found.size === wanted.size) break;
   }
   return found;
+}
+
+/** The inode of the netns a `/proc/PID/ns/net` link points at (stat follows it). */
+function netnsInode(path: string): number | null {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return null;
+  }
 }
