@@ -9,7 +9,7 @@ export interface SourceSnapshot {
   /** Documents that could not be used; each names the document and the fix. */
   errors: string[];
   /** Objects named twice (namespace/name); the first was kept. They do not block pruning. */
-  duplicates: string[];
+  duplicates?: string[];
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -18,7 +18,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 /** Parses YAML text. A bad document is reported and skipped; the others still count. */
 export function parseObjects(text: string, sourceName: string): SourceSnapshot {
-  const out: SourceSnapshot = { pods: [], sidecars: [], errors: [], duplicates: [] };
+  const out: SourceSnapshot = { pods: [], sidecars: [], errors: [] };
   parseDocuments(text).forEach((doc, i) => {
     const where = `${sourceName} document ${i + 1}`;
     if ('error' in doc) {
@@ -38,6 +38,7 @@ export function parseObjects(text: string, sourceName: string): SourceSnapshot {
  * the first one is used, the others are reported.
  */
 function dropDuplicates(snap: SourceSnapshot): SourceSnapshot {
+  const duplicates: string[] = [];
   const keep = <T extends Pod | Sidecar>(list: T[]): T[] => {
     const seen = new Set<string>();
     return list.filter((o) => {
@@ -46,11 +47,11 @@ function dropDuplicates(snap: SourceSnapshot): SourceSnapshot {
         seen.add(key);
         return true;
       }
-      snap.duplicates.push(`${o.kind} ${key} appears more than once; the first one is used, remove the others`);
+      duplicates.push(`${o.kind} ${key} appears more than once; the first one is used, remove the others`);
       return false;
     });
   };
-  return { ...snap, pods: keep(snap.pods), sidecars: keep(snap.sidecars) };
+  return { ...snap, pods: keep(snap.pods), sidecars: keep(snap.sidecars), duplicates };
 }
 
 function addObject(out: SourceSnapshot, value: unknown, where: string): void {

@@ -1,62 +1,31 @@
-// Reads a source so that a half-written file never removes policies: a writer that
-// truncates and then writes is seen empty (or cut short) within the watch debounce.
-// Adding and changing pods applies at once; removing what the read does not name waits
-// until the same text is read twice in a row, with every document parsed.
-import { parseObjects, type SourceSnapshot } from './file.js';
+// A half-written file must never remove policies: a writer that truncates and then
+// writes is seen empty (or cut short) within the watch debounce. A read that changed is
+// applied at once (adds and changes) but removes nothing until the same text is read
+// again, CONFIRM_MS later. And a source that stays broken is reported once, not on every
+// resync.
 
 /** How soon an unconfirmed read is read again. */
 export const CONFIRM_MS = 250;
 
-export interface SourceRead {
-  /** null: the source could not be read at all (`unreadable` says why). */
-  snapshot: SourceSnapshot | null;
-  unreadable: string | null;
-  /** Errors and duplicates the previous read did not report: count and log only these. */
-  newErrors: string[];
-  newDuplicates: string[];
-  /** Safe to remove entries no pod in the snapshot claims. */
-  prune: boolean;
-  /** The text changed since the last read: read again after CONFIRM_MS to confirm it. */
-  confirm: boolean;
+/** Whether each text is the same as the one read before it. */
+export class StableText {
+  private last: string | null = null;
+
+  /** True when `text` equals the previous read; null (unreadable) forgets it. */
+  same(text: string | null): boolean {
+    const same = text !== null && text === this.last;
+    this.last = text;
+    return same;
+  }
 }
 
-export class StableSource {
-  private lastText: string | null = null;
-  private reported = new Set<string>();
+/** Messages not in the previous call's set: what to count and log this time. */
+export class DistinctErrors {
+  private previous = new Set<string>();
 
-  constructor(
-    private readonly name: string,
-    private readonly readText: () => string,
-  ) {}
-
-  read(): SourceRead {
-    let text: string;
-    try {
-      text = this.readText();
-    } catch (e) {
-      this.lastText = null;
-      const unreadable = (e as Error).message;
-      return { snapshot: null, unreadable, newErrors: this.fresh([unreadable]), newDuplicates: [], prune: false, confirm: false };
-    }
-    const snapshot = parseObjects(text, this.name);
-    const confirmed = text === this.lastText;
-    this.lastText = text;
-    const newErrors = this.fresh([...snapshot.errors, ...snapshot.duplicates]);
-    const dup = new Set(snapshot.duplicates);
-    return {
-      snapshot,
-      unreadable: null,
-      newErrors: newErrors.filter((e) => !dup.has(e)),
-      newDuplicates: newErrors.filter((e) => dup.has(e)),
-      prune: confirmed && snapshot.errors.length === 0,
-      confirm: !confirmed,
-    };
-  }
-
-  /** The messages of this read not in the previous one; the previous set becomes this one. */
-  private fresh(messages: string[]): string[] {
-    const out = messages.filter((m) => !this.reported.has(m));
-    this.reported = new Set(messages);
+  fresh(messages: string[]): string[] {
+    const out = messages.filter((m) => !this.previous.has(m));
+    this.previous = new Set(messages);
     return out;
   }
 }

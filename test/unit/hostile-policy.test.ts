@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { NetnsError } from '../../src/daemon/dataplane.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { Reconciler } from '../../src/daemon/reconcile.js';
+import { annotationNetns } from '../../src/sources/file-feed.js';
 import { buildPolicies, buildPolicy, DEFAULT_CONFIG, DEFAULT_MAX_SET_ENTRIES, KERNEL_LIMITS, parseNodeConfig, type Pod, type PolicyResult } from '../../src/policy/index.js';
 import { pod, sidecar } from './fixtures.js';
 
@@ -48,7 +49,8 @@ test('reconcile: a pod with sluice.dev/netns true, {} or 42 is rejected; the pod
   const metrics = new Metrics(() => null);
   const r = new Reconciler(dp, netns, metrics, { info() {}, warn() {}, error() {} });
   const pods = [withRaw('sluice.dev/netns', true, 'a'), withRaw('sluice.dev/netns', {}, 'b'), withRaw('sluice.dev/netns', 42, 'c'), pod({ 'sluice.dev/netns': '/ns/good' }, { name: 'good' })];
-  const states = r.reconcile(pods, buildPolicies(pods, [], DEFAULT_CONFIG));
+  const records = buildPolicies(pods, [], DEFAULT_CONFIG).map((result, i) => ({ result, netns: annotationNetns(pods[i]!) }));
+  const states = r.reconcile(records);
   t.deepEqual(
     states.map((s) => [s.name, s.status]),
     [

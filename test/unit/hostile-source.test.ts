@@ -3,10 +3,15 @@
 // error is reported once per distinct error.
 import test from 'ava';
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { parseObjects } from '../../src/sources/file.js';
-import { StableSource } from '../../src/sources/stable.js';
+import { fileFeed } from '../../src/sources/file-feed.js';
+import { CONFIRM_MS, DistinctErrors } from '../../src/sources/stable.js';
+import { DEFAULT_CONFIG } from '../../src/policy/index.js';
 import { parseDocuments, YAML_LIMITS } from '../../src/sources/yaml.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -70,38 +75,62 @@ test('duplicate namespace/name: the first is kept, each duplicate reported', (t)
   t.deepEqual(snap.errors, [], 'a duplicate is not a broken document: it does not block pruning');
 });
 
-test('an empty or cut read never prunes by itself; the same text twice does', (t) => {
-  let text = `${podDoc('a')}---\n${podDoc('b')}`;
-  const src = new StableSource('f', () => text);
-  t.like(src.read(), { prune: false, confirm: true }, 'the first read is not confirmed yet');
-  t.like(src.read(), { prune: true, confirm: false });
-  text = '';
-  t.like(src.read(), { prune: false, confirm: true }, 'an empty read (truncate, then write)');
-  text = podDoc('a');
-  t.like(src.read(), { prune: false, confirm: true }, 'a cut read');
-  t.like(src.read(), { prune: true, confirm: false }, 'the same text again: a real removal');
-  text = '';
-  src.read();
-  t.like(src.read(), { prune: true }, 'an empty file read twice is empty for real');
+/** A file feed over a scratch file; `write` replaces its text. */
+function feedOver(text: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-unit-feed-'));
+  const path = join(dir, 'pods.yaml');
+  writeFileSync(path, text);
+  const feed = fileFeed({ kind: 'file', path }, DEFAULT_CONFIG);
+  return { feed, path, write: (t: string) => writeFileSync(path, t), done: async () => (await feed.close(), rmSync(dir, { recursive: true, force: true })) };
+}
+
+test('an empty or cut read never prunes by itself; the same text twice does', async (t) => {
+  const full = `${podDoc('a')}---\n${podDoc('b')}`;
+  const f = feedOver(full);
+  try {
+    const prune = () => f.feed.read()!.prune;
+    t.false(prune(), 'the first read is not confirmed yet');
+    t.true(prune());
+    f.write('');
+    t.false(prune(), 'an empty read (truncate, then write)');
+    f.write(podDoc('a'));
+    t.false(prune(), 'a cut read');
+    t.true(prune(), 'the same text again: a real removal');
+    f.write('');
+    prune();
+    t.true(prune(), 'an empty file read twice is empty for real');
+    f.write(`${podDoc('a')}---\nkind: Pod\nmetadata: {name: [unclosed\n`);
+    prune();
+    t.false(prune(), 'a broken document never prunes');
+    f.write(`${podDoc('a')}---\n${podDoc('a')}`);
+    prune();
+    t.like(f.feed.read(), { prune: true, duplicates: ['Pod default/a appears more than once; the first one is used, remove the others'] }, 'duplicates do not block pruning');
+  } finally {
+    await f.done();
+  }
+});
+
+test('an unconfirmed read asks for another one CONFIRM_MS later', async (t) => {
+  const f = feedOver(podDoc('a'));
+  try {
+    let calls = 0;
+    f.feed.read(); // before start(), as the daemon's first sync
+    await f.feed.start(() => calls++);
+    await new Promise((r) => setTimeout(r, CONFIRM_MS + 100));
+    t.is(calls, 1, 'the confirming read was asked for');
+    t.true(f.feed.read()!.prune);
+    await new Promise((r) => setTimeout(r, CONFIRM_MS + 100));
+    t.is(calls, 1, 'a confirmed read asks for nothing');
+  } finally {
+    await f.done();
+  }
 });
 
 test('a source error is reported once per distinct error, not on every resync', (t) => {
-  let text = `${podDoc('a')}---\nkind: Pod\nmetadata: {name: [unclosed\n`;
-  let fail = false;
-  const src = new StableSource('f', () => {
-    if (fail) throw new Error('cannot read f: ENOENT');
-    return text;
-  });
-  t.is(src.read().newErrors.length, 1);
-  t.deepEqual(src.read().newErrors, [], 'unchanged: not again');
-  t.like(src.read(), { prune: false }, 'a broken document never prunes');
-  text = `${podDoc('a')}---\n${podDoc('a')}`;
-  t.deepEqual(src.read().newDuplicates, ['Pod default/a appears more than once; the first one is used, remove the others']);
-  t.deepEqual(src.read().newDuplicates, []);
-  fail = true;
-  t.like(src.read(), { snapshot: null, unreadable: 'cannot read f: ENOENT', newErrors: ['cannot read f: ENOENT'] });
-  t.deepEqual(src.read().newErrors, []);
-  fail = false;
-  text = `${podDoc('a')}---\nkind: Pod\nmetadata: {name: [unclosed\n`;
-  t.is(src.read().newErrors.length, 1, 'it came back after being fixed: counted again');
+  const seen = new DistinctErrors();
+  t.deepEqual(seen.fresh(['a', 'b']), ['a', 'b']);
+  t.deepEqual(seen.fresh(['a', 'b']), [], 'unchanged: not again');
+  t.deepEqual(seen.fresh(['b', 'c']), ['c']);
+  t.deepEqual(seen.fresh([]), []);
+  t.deepEqual(seen.fresh(['a']), ['a'], 'it came back after being fixed: counted again');
 });
