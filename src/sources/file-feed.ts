@@ -20,8 +20,8 @@ export function annotationNetns(pod: Pod): NetnsTarget {
 export function fileFeed(spec: Extract<SourceSpec, { kind: 'file' }>, config: NodeConfig): Feed {
   let watch: FileWatch | null = null;
   let lastOk = Date.now();
-  // Removal waits for the same text twice (src/sources/stable.ts): an unconfirmed read
-  // asks for another one CONFIRM_MS later, through the daemon's change callback.
+  // Removal waits until the text has been the same for CONFIRM_MS (src/sources/stable.ts):
+  // an unsettled read asks for another one CONFIRM_MS later, through the change callback.
   const stable = new StableText();
   let notify: (() => void) | null = null;
   let unconfirmed = false;
@@ -44,11 +44,11 @@ export function fileFeed(spec: Extract<SourceSpec, { kind: 'file' }>, config: No
       try {
         text = readSourceTextOf(spec);
       } catch (e) {
-        stable.same(null);
+        stable.settled(null);
         throw e; // an InputError naming the path
       }
       lastOk = Date.now();
-      const confirmed = stable.same(text);
+      const confirmed = stable.settled(text);
       unconfirmed = !confirmed;
       askAgain();
       const snapshot = parseObjects(text, spec.path);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { parseObjects } from '../../src/sources/file.js';
 import { fileFeed } from '../../src/sources/file-feed.js';
-import { CONFIRM_MS, DistinctErrors } from '../../src/sources/stable.js';
+import { CONFIRM_MS, DistinctErrors, StableText } from '../../src/sources/stable.js';
 import { DEFAULT_CONFIG } from '../../src/policy/index.js';
 import { parseDocuments, YAML_LIMITS } from '../../src/sources/yaml.js';
 
@@ -84,30 +84,49 @@ function feedOver(text: string) {
   return { feed, path, write: (t: string) => writeFileSync(path, t), done: async () => (await feed.close(), rmSync(dir, { recursive: true, force: true })) };
 }
 
-test('an empty or cut read never prunes by itself; the same text twice does', async (t) => {
+test('an empty or cut read never prunes by itself; a text unchanged for CONFIRM_MS does', async (t) => {
   const full = `${podDoc('a')}---\n${podDoc('b')}`;
   const f = feedOver(full);
+  const settle = () => new Promise((r) => setTimeout(r, CONFIRM_MS + 20));
   try {
     const prune = () => f.feed.read()!.prune;
-    t.false(prune(), 'the first read is not confirmed yet');
+    t.false(prune(), 'the first read is not settled yet');
+    t.false(prune(), 'nor a second one at once');
+    await settle();
     t.true(prune());
     f.write('');
     t.false(prune(), 'an empty read (truncate, then write)');
+    t.false(prune(), 'read empty twice within the window: still not');
     f.write(podDoc('a'));
     t.false(prune(), 'a cut read');
-    t.true(prune(), 'the same text again: a real removal');
+    await settle();
+    t.true(prune(), 'unchanged for CONFIRM_MS: a real removal');
     f.write('');
     prune();
-    t.true(prune(), 'an empty file read twice is empty for real');
+    await settle();
+    t.true(prune(), 'an empty file that stays empty is empty for real');
     f.write(`${podDoc('a')}---\nkind: Pod\nmetadata: {name: [unclosed\n`);
     prune();
+    await settle();
     t.false(prune(), 'a broken document never prunes');
     f.write(`${podDoc('a')}---\n${podDoc('a')}`);
     prune();
+    await settle();
     t.like(f.feed.read(), { prune: true, duplicates: ['Pod default/a appears more than once; the first one is used, remove the others'] }, 'duplicates do not block pruning');
   } finally {
     await f.done();
   }
+});
+
+test('StableText: settled only after CONFIRM_MS unchanged; any other text starts over', (t) => {
+  const s = new StableText();
+  t.false(s.settled('', 0));
+  t.false(s.settled('', CONFIRM_MS - 1), 'two empty reads close together (truncate, write, truncate)');
+  t.true(s.settled('', CONFIRM_MS));
+  t.false(s.settled('x', CONFIRM_MS + 1));
+  t.false(s.settled(null, CONFIRM_MS * 3), 'unreadable');
+  t.false(s.settled('x', CONFIRM_MS * 3));
+  t.true(s.settled('x', CONFIRM_MS * 4));
 });
 
 test('an unconfirmed read asks for another one CONFIRM_MS later', async (t) => {
@@ -118,7 +137,7 @@ test('an unconfirmed read asks for another one CONFIRM_MS later', async (t) => {
     await f.feed.start(() => calls++);
     await new Promise((r) => setTimeout(r, CONFIRM_MS + 100));
     t.is(calls, 1, 'the confirming read was asked for');
-    t.true(f.feed.read()!.prune);
+    t.true(f.feed.read()!.prune, 'and it settles the text');
     await new Promise((r) => setTimeout(r, CONFIRM_MS + 100));
     t.is(calls, 1, 'a confirmed read asks for nothing');
   } finally {
