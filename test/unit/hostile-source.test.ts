@@ -34,6 +34,22 @@ test('a 5,000-deep document is refused by the depth limit, alone; the documents 
   t.true('error' in parseDocuments(`${'- '.repeat(65)}x\n`)[0]!, '65 are not');
 });
 
+test('block nesting and a flow bomb running into the next documents never reach the recursive parser (found by the fuzz suite)', (t) => {
+  const bombs = {
+    dashes: '- '.repeat(20_000) + 'x\n',
+    indent: Array.from({ length: 1500 }, (_, i) => `${' '.repeat(i)}k:`).join('\n') + ' 1\n',
+    // No newline before ---: the pods after it are inside the unclosed flow sequence.
+    runOn: `${'['.repeat(5048)}---\n${podDoc('x', { 'd7{ko|r': 'v' })}`,
+  };
+  for (const [name, bomb] of Object.entries(bombs)) {
+    const snap = parseObjects(`${podDoc('a')}---\n${bomb}---\n${podDoc('b')}`, 'f');
+    t.deepEqual(snap.pods.map((p) => p.metadata.name), ['a', 'b'], name);
+    t.deepEqual(snap.errors, [`f document 2: YAML nested more than ${YAML_LIMITS.depth} levels deep; flatten it`], name);
+  }
+  const text = `# c\n%YAML 1.2\n---\n${podDoc('a')}...\n---\nk: |\n  ---x\n  [[[\n---\n"q": [1, {b: '['}]\n`;
+  t.deepEqual(parseDocuments(text).map((d) => ('value' in d ? d.value : d.error)), [{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a', annotations: { 'sidecar.istio.io/status': '{}' } } }, { k: '---x\n[[[\n' }, { q: [1, { b: '[' }] }], 'directives, doc ends, block scalars and quoted brackets');
+});
+
 test('reading a 5,000-deep document twice in one process ends normally (it aborted V8 the second time)', async (t) => {
   const script = `import { parseObjects } from './src/sources/file.ts';
     const text = '['.repeat(5000) + '\\n---\\nkind: Pod\\nmetadata: {name: ok}\\n';
