@@ -6,19 +6,15 @@ import { statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { stringify } from 'yaml';
 import type { PodState } from '../../src/daemon/reconcile.js';
-import { bpfRequirementsMissing, connect, reapStale } from './bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, podObject, reapStaleWorkDirs, REMOTE, sourceYaml, startDaemon, waitFor, type Daemon, type PodSpec, type World } from './harness/daemon.js';
-import { reapStaleNamespaces } from './harness/topology.js';
+import { bpfRequirementsMissing, connect } from './bpf-fixture.js';
+import { createWorld, killAllDaemons, metric, podObject, reapAllStale, REMOTE, sourceYaml, startDaemon, waitFor, type Daemon, type PodSpec, type World } from './harness/daemon.js';
 
 const missing = bpfRequirementsMissing();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeOutboundPorts';
 
 test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  reapStaleWorkDirs();
+  if (!missing) await reapAllStale();
 });
 test.after.always(() => killAllDaemons());
 

@@ -9,10 +9,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { createBpffsDir, createCgroup, startServer, TEST_PREFIX, type TestCgroup, type TestServer } from '../bpf-fixture.js';
+import { createBpffsDir, createCgroup, reapStale, startServer, TEST_PREFIX, type TestCgroup, type TestServer } from '../bpf-fixture.js';
 import { exec, tryExec } from './exec.js';
 import { findTool, REPO_ROOT, tool } from './requirements.js';
-import { createTopology, deleteNetns, NETNS_PREFIX, pidAlive, type Topology } from './topology.js';
+import { createTopology, deleteNetns, NETNS_PREFIX, pidAlive, reapStaleNamespaces, type Topology } from './topology.js';
 
 export const CLI = join(REPO_ROOT, 'src', 'cli', 'main.ts');
 /** Listeners of every pod: the sidecar's outbound and inbound ports. */
@@ -318,6 +318,13 @@ export async function createWorld(pods: number): Promise<World> {
     await world.destroy();
     throw err;
   }
+}
+
+/** Everything dead test processes left behind: namespaces, cgroups and pins, scratch dirs. */
+export async function reapAllStale(): Promise<void> {
+  await reapStaleNamespaces();
+  reapStale();
+  reapStaleWorkDirs();
 }
 
 /** Removes the scratch directories (source file, lookup socket) of dead test processes. */
