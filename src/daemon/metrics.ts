@@ -1,5 +1,6 @@
 // Prometheus metrics: every decision outcome and every failure path has a series.
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { SourceStatus } from '../sources/record.js';
 import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
 
@@ -48,11 +49,19 @@ export class Metrics {
     labelNames: ['resource'],
     registers: [this.registry],
   });
-  readonly sourceSynced = new Gauge({ name: 'sluice_source_synced', help: '1 once the source was read in full (the first list), else 0.', registers: [this.registry] });
-  readonly sourceStale = new Gauge({
+  /** The source's state, read at scrape time (an outage stops the syncs that could set it). */
+  source: (() => SourceStatus) | null = null;
+  readonly sourceSynced: Gauge = new Gauge({
+    name: 'sluice_source_synced',
+    help: '1 once the source was read in full (the first list), else 0.',
+    registers: [this.registry],
+    collect: (): void => this.sourceSynced.set(this.source?.().synced ? 1 : 0),
+  });
+  readonly sourceStale: Gauge = new Gauge({
     name: 'sluice_source_last_sync_seconds',
     help: 'Seconds since the source last answered (0 while the watches are up); policies in the kernel are this old at most.',
     registers: [this.registry],
+    collect: (): void => this.sourceStale.set(this.source?.().staleSeconds ?? 0),
   });
   readonly pods = new Gauge({ name: 'sluice_pods', help: 'Pods by reconcile status.', labelNames: ['status'], registers: [this.registry] });
   readonly lookups = new Counter({

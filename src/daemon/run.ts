@@ -128,6 +128,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const metrics = new Metrics(() => dataPlane);
   hooks.metrics = metrics;
+  metrics.source = () => feed.status();
   const report = dataPlane.installReport;
   metrics.programsAttached.set({ how: 'new' }, report?.attached.length ?? 0);
   metrics.programsAttached.set({ how: 'adopted' }, report?.updated.length ?? 0);
@@ -143,9 +144,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
       log.error({ reason: 'source_unreadable', error: (e as Error).message }, 'source not read; keeping current policies');
       return;
     }
-    const status = feed.status();
-    metrics.sourceSynced.set(status.synced ? 1 : 0);
-    metrics.sourceStale.set(status.staleSeconds);
     if (read === null) return; // not listed yet: the kernel keeps what it has
     for (const error of read.errors) {
       metrics.sourceErrors.inc();

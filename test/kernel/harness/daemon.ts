@@ -66,6 +66,8 @@ export interface DaemonOptions {
   /** Reused on a restart, so the address stays the same. */
   port?: number;
   extraArgs?: string[];
+  /** Replaces `--source file:SOURCE`, e.g. the kubernetes source and its flags. */
+  sourceArgs?: string[];
 }
 
 export interface Daemon {
@@ -91,7 +93,7 @@ const daemons = new Set<Daemon>();
 /** Starts `sluice run` and resolves once /healthz answers 200. */
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const port = o.port ?? (await freePort());
-  const args = ['run', '--source', `file:${o.source}`, '--cgroup', o.cgroup, '--bpffs', o.bpffs, '--listen', `127.0.0.1:${port}`, '--lookup-socket', o.lookupSocket, ...(o.extraArgs ?? [])];
+  const args = ['run', ...(o.sourceArgs ?? ['--source', `file:${o.source}`]), '--cgroup', o.cgroup, '--bpffs', o.bpffs, '--listen', `127.0.0.1:${port}`, '--lookup-socket', o.lookupSocket, ...(o.extraArgs ?? [])];
   // setpriv execs node (so kill -9 hits the daemon itself) with a parent-death signal: a
   // test runner killed outright leaves no daemon behind.
   const node = [process.execPath, '--import', 'tsx', CLI, ...args];
