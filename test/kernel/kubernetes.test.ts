@@ -197,7 +197,7 @@ test.serial('an API outage (stopped, then 500s) changes no decision; a pod delet
     api.failWith = null;
     await waitFor('pod1 removed after the re-list', async () => ((await d.json<PodState[]>('/v1/pods')).some((p) => p.name === 'pod1') ? undefined : true), 40_000);
     t.is(where(await appConnect(w, w.pods[1]!.pod.path)), 'peer1:80 origDst=null');
-    t.is(where(await appConnect(w, w.pods[0]!.pod.path)), before[0]);
+    t.is(where(await appConnect(w, w.pods[0]!.pod.path)), before[0]!);
   });
 });
 
