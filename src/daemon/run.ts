@@ -16,6 +16,7 @@ import type { Feed } from '../sources/record.js';
 import { createHttpServer } from './http.js';
 import { serveLookupSocket } from './lookup.js';
 import { Metrics } from './metrics.js';
+import { IstioChainsCheck, nsenterSave } from './istio-iptables.js';
 import { Reconciler } from './reconcile.js';
 
 export interface DaemonOptions {
@@ -133,7 +134,13 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   metrics.programsAttached.set({ how: 'new' }, report?.attached.length ?? 0);
   metrics.programsAttached.set({ how: 'adopted' }, report?.updated.length ?? 0);
   metrics.mapsAdopted.set(report?.adoptedMaps.length ?? 0);
-  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
+  const chains = new IstioChainsCheck(nsenterSave, (cookie, verdict, detail) => {
+    if (verdict === 'present') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture', chains: detail }, "istio-init's iptables chains found; that pod is left to them");
+    if (verdict === 'unknown') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture_unknown', error: detail }, 'could not look for istio-init\'s iptables chains; capturing anyway');
+    if (verdict !== 'absent') changed();
+  });
+  metrics.doubleCaptured = () => chains.count('present');
+  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log, chains);
 
   const sync = () => {
     let read;

@@ -233,3 +233,26 @@ test.serial('a pod whose sandbox is replaced is captured in its new netns, and t
     }
   }).finally(() => replacement?.destroy());
 });
+
+test.serial("a pod whose netns holds istio-init's ISTIO_* chains is left to iptables and reported", async (t) => {
+  await inKubeWorld(t, 2, async ({ w, api, podObject, daemon }) => {
+    const { exec } = await import('./harness/exec.js');
+    // Inside pod1's own netns only: istio-init's chains, with its REDIRECT of outbound.
+    await exec('nsenter', [`--net=${w.pods[1]!.pod.path}`, 'iptables', '-t', 'nat', '-N', 'ISTIO_OUTPUT']);
+    api.upsert('pods', podObject(0) as never);
+    api.upsert('pods', podObject(1) as never);
+    const d = await daemon();
+    const pod1 = await waitFor('pod1 left to iptables', async () => (await d.json<PodState[]>('/v1/pods')).find((p) => p.name === 'pod1' && p.status === 'rejected'), 10_000);
+    t.is(pod1.istioIptables, 'present');
+    t.regex(pod1.error!, /ISTIO_\* iptables chains/);
+    const pod0 = (await d.json<PodState[]>('/v1/pods')).find((p) => p.name === 'pod0')!;
+    t.is(pod0.status, 'applied');
+    t.is(pod0.istioIptables, 'absent');
+    const m = await d.metrics();
+    t.is(metric(m, 'sluice_pods_double_capture'), 1);
+    t.true(metric(m, 'sluice_reconcile_errors_total', { reason: 'double_capture' }) >= 1);
+    // sluice holds no entry for pod1: its chain (empty here) is all that acts on it.
+    t.is(where(await appConnect(w, w.pods[1]!.pod.path)), 'peer1:80 origDst=null');
+    t.true(captured(await appConnect(w, w.pods[0]!.pod.path), 'pod0'));
+  });
+});
