@@ -4,18 +4,16 @@
 // `kubepods-burstable-pod<uid>.slice`), under the test's private cgroup. The daemon
 // finds each netns from those cgroups alone; the pods' netns annotations lie on purpose.
 import test, { type ExecutionContext } from 'ava';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PodState } from '../../src/daemon/reconcile.js';
-import { bpfRequirementsMissing, connect, reapStale, spawnInCgroup } from './bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, podObject, reapStaleWorkDirs, REMOTE, startDaemon, waitFor, type Daemon, type World } from './harness/daemon.js';
+import { bpfRequirementsMissing, connect, reapStale } from './bpf-fixture.js';
+import { createWorld, killAllDaemons, metric, reapStaleWorkDirs, REMOTE, waitFor, type Daemon, type World } from './harness/daemon.js';
+import { createKubeWorld, type KubeWorld } from './harness/kube-world.js';
 import type { ProbeResult } from './harness/probe.js';
 import { createTopology, reapStaleNamespaces, type Topology } from './harness/topology.js';
-import { KubeApiDouble } from '../support/kube-api.js';
 
 const missing = bpfRequirementsMissing();
-const NODE = 'sluice-test-node';
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeOutboundPorts';
 
 test.before(async () => {
@@ -29,85 +27,21 @@ test.after.always(async () => {
   await killAllDaemons();
 });
 
-interface KubeWorld {
-  w: World;
-  api: KubeApiDouble;
-  uids: string[];
-  /** Starts a sandbox process for pod i in its kubepods cgroup, inside `netnsPath`. */
-  sandbox(i: number, netnsPath: string): void;
-  podObject(i: number, extra?: { annotations?: Record<string, string> }): Record<string, unknown>;
-  daemon(): Promise<Daemon>;
-}
+type Ctx = KubeWorld & { w: World };
 
-/** The kubepods cgroup of pod i: the cgroupfs layout for even i, systemd for odd. */
-function podCgroup(root: string, uid: string, i: number): string {
-  return i % 2 === 0
-    ? join(root, 'kubepods', 'burstable', `pod${uid}`, `ctr${i}`)
-    : join(root, 'kubepods.slice', 'kubepods-burstable.slice', `kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice`, `cri-containerd-${i}.scope`);
-}
-
-/** Kills every process below `dir` and removes its sub-cgroups, deepest first. */
-function removeSubCgroups(dir: string): void {
-  writeFileSync(join(dir, 'cgroup.kill'), '1');
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) {
-        walk(p);
-        for (let i = 0; i < 100; i++) {
-          try {
-            rmdirSync(p);
-            break;
-          } catch {
-            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // EBUSY while the last process exits
-          }
-        }
-      }
-    }
-  };
-  walk(dir);
-}
-
-async function inKubeWorld(t: ExecutionContext, pods: number, body: (k: KubeWorld) => Promise<void>): Promise<void> {
+async function inKubeWorld(t: ExecutionContext, pods: number, body: (k: Ctx) => Promise<void>): Promise<void> {
   if (missing) return t.fail(missing);
   const w = await createWorld(pods);
-  const api = new KubeApiDouble();
-  await api.start();
-  const kubeconfig = api.writeKubeconfig(w.dir);
-  const uids = Array.from({ length: pods }, () => randomUUID());
-  const k: KubeWorld = {
-    w,
-    api,
-    uids,
-    sandbox(i, netnsPath) {
-      const dir = podCgroup(w.cg.path, uids[i]!, i);
-      mkdirSync(dir, { recursive: true });
-      spawnInCgroup({ path: dir, destroy: async () => undefined }, 'nsenter', [`--net=${netnsPath}`, 'sleep', '600']);
-    },
-    podObject(i, extra = {}) {
-      // The annotation names the OTHER pod's netns: the kubernetes source must ignore it.
-      const o = podObject({ name: `pod${i}`, netns: w.pods[(i + 1) % pods]!.pod.path, ...(extra.annotations ? { annotations: extra.annotations } : {}) }) as Record<string, any>;
-      o.metadata.uid = uids[i];
-      o.metadata.labels = { app: `pod${i}` };
-      o.spec.nodeName = NODE;
-      return o;
-    },
-    daemon: () =>
-      startDaemon({
-        source: w.source,
-        cgroup: w.cg.path,
-        bpffs: w.bpffs,
-        lookupSocket: w.lookupSocket,
-        sourceArgs: ['--source', 'kubernetes', '--kubeconfig', kubeconfig, '--node', NODE, '--proc-root', '/proc'],
-      }),
-  };
+  let k: KubeWorld | null = null;
   try {
+    k = await createKubeWorld(w, pods);
     for (let i = 0; i < pods; i++) k.sandbox(i, w.pods[i]!.pod.path);
-    await body(k);
+    const world = k;
+    // Each pod's annotation names the NEXT pod's netns: the kubernetes source ignores it.
+    await body({ ...world, w, podObject: (i, _path, extra) => world.podObject(i, w.pods[(i + 1) % pods]!.pod.path, extra) });
   } finally {
     await killAllDaemons();
-    await api.stop();
-    removeSubCgroups(w.cg.path);
+    await k?.destroy();
     await w.destroy();
   }
 }
@@ -130,8 +64,8 @@ function sidecarExcluding(port: string) {
 
 test.serial('pods are found by their kubepods cgroup alone and captured; the netns annotation is ignored', async (t) => {
   await inKubeWorld(t, 2, async ({ w, api, podObject, daemon }) => {
-    api.upsert('pods', podObject(0) as never);
-    api.upsert('pods', podObject(1) as never);
+    api.upsert('pods', podObject(0, '') as never);
+    api.upsert('pods', podObject(1, '') as never);
     const d = await daemon();
     const pods = await applied(d, 2);
     const { BpfDataPlane } = await import('../../src/bpf/dataplane.js');
@@ -155,7 +89,7 @@ test.serial('pods are found by their kubepods cgroup alone and captured; the net
 
 test.serial('a Sidecar change through the API reaches the kernel within 1 s', async (t) => {
   await inKubeWorld(t, 1, async ({ w, api, podObject, daemon }) => {
-    api.upsert('pods', podObject(0) as never);
+    api.upsert('pods', podObject(0, '') as never);
     const d = await daemon();
     await applied(d, 1);
     t.true(captured(await appConnect(w, w.pods[0]!.pod.path), 'pod0'));
@@ -174,8 +108,8 @@ test.serial('a Sidecar change through the API reaches the kernel within 1 s', as
 
 test.serial('an API outage (stopped, then 500s) changes no decision; a pod deleted meanwhile goes at the next list', async (t) => {
   await inKubeWorld(t, 2, async ({ w, api, podObject, daemon }) => {
-    api.upsert('pods', podObject(0) as never);
-    api.upsert('pods', podObject(1) as never);
+    api.upsert('pods', podObject(0, '') as never);
+    api.upsert('pods', podObject(1, '') as never);
     api.upsert('sidecars', sidecarExcluding('80') as never);
     const d = await daemon();
     await applied(d, 2);
@@ -204,7 +138,7 @@ test.serial('an API outage (stopped, then 500s) changes no decision; a pod delet
 test.serial('a pod whose sandbox is replaced is captured in its new netns, and the old entry is gone', async (t) => {
   let replacement: Topology | null = null;
   await inKubeWorld(t, 1, async ({ w, api, podObject, daemon, sandbox, uids }) => {
-    api.upsert('pods', podObject(0) as never);
+    api.upsert('pods', podObject(0, '') as never);
     const d = await daemon();
     const [first] = await applied(d, 1);
     // The old sandbox dies with its netns; the kubelet starts a new one for the same UID.
@@ -239,8 +173,8 @@ test.serial("a pod whose netns holds istio-init's ISTIO_* chains is left to ipta
     const { exec } = await import('./harness/exec.js');
     // Inside pod1's own netns only: istio-init's chains, with its REDIRECT of outbound.
     await exec('nsenter', [`--net=${w.pods[1]!.pod.path}`, 'iptables', '-t', 'nat', '-N', 'ISTIO_OUTPUT']);
-    api.upsert('pods', podObject(0) as never);
-    api.upsert('pods', podObject(1) as never);
+    api.upsert('pods', podObject(0, '') as never);
+    api.upsert('pods', podObject(1, '') as never);
     const d = await daemon();
     const pod1 = await waitFor('pod1 left to iptables', async () => (await d.json<PodState[]>('/v1/pods')).find((p) => p.name === 'pod1' && p.status === 'rejected'), 10_000);
     t.is(pod1.istioIptables, 'present');
