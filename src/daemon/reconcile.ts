@@ -1,6 +1,7 @@
 // Level-triggered reconcile: desired policy per pod → the minimal map writes.
 // Safe to run any number of times; restart adoption and live changes are the same path.
 import type { PodRecord } from '../sources/record.js';
+import type { ChainsVerdict, IstioChainsCheck } from './istio-iptables.js';
 import type { CapturePolicy } from '../policy/types.js';
 import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from './dataplane.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
@@ -15,6 +16,8 @@ export interface PodState {
   error: string | null;
   /** The policy in the kernel now (the last good one when the new one is rejected). */
   policy: CapturePolicy | null;
+  /** Whether istio-init's ISTIO_* chains are in the pod's netns (then iptables captures it). */
+  istioIptables?: ChainsVerdict;
 }
 
 export interface Logger {
@@ -34,16 +37,19 @@ export class Reconciler {
   private applied = new Map<string, Applied>();
   private states: PodState[] = [];
   private reconciledOnce = false;
+  private queued = 0;
 
   constructor(
     private readonly dataPlane: DataPlane,
     private readonly netns: NetnsResolver,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly chains?: IstioChainsCheck,
   ) {}
 
+  /** Every pod of the source reconciled at least once, none left queued by the budget. */
   get ready(): boolean {
-    return this.reconciledOnce;
+    return this.reconciledOnce && this.queued === 0;
   }
 
   podStates(): PodState[] {
@@ -54,12 +60,18 @@ export class Reconciler {
    * `prune: false` (the source had unreadable documents) keeps every entry no pod in this
    * snapshot claims: a pod in a broken document is unknown, not gone, so its capture stays.
    */
-  reconcile(records: PodRecord[], opts: { prune?: boolean } = {}): PodState[] {
+  reconcile(records: PodRecord[], opts: { prune?: boolean; budgetMs?: number } = {}): PodState[] {
     const prune = opts.prune ?? true;
+    const budgetMs = opts.budgetMs ?? Infinity;
+    const started = Date.now();
+    /** Netns whose write was left to the next pass: what the kernel holds for them stays. */
+    const deferred = new Set<bigint>();
     this.metrics.reconciles.inc();
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
     const cookieOwner = new Map<bigint, string>();
+    /** Every netns a pod of this pass resolved to, whatever became of the pod. */
+    const seen = new Set<bigint>();
     const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
     const previous = new Map(this.states.map((s) => [keyOf(s), s]));
 
@@ -104,8 +116,19 @@ export class Reconciler {
         throw e;
       }
       state.netnsCookie = cookie.toString();
+      seen.add(cookie);
       const owner = cookieOwner.get(cookie);
       if (owner) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      if (this.chains) {
+        state.istioIptables = this.chains.verdict(cookie, target.path);
+        if (state.istioIptables === 'present') {
+          return reject(
+            'double_capture',
+            "the pod's netns holds istio-init's ISTIO_* iptables chains, which capture it already; sluice leaves it to them, since stacking both breaks inbound SO_ORIGINAL_DST. Stop istio-init from writing them (README: Install on a cluster) and restart the pod for sluice to take over",
+            false,
+          );
+        }
+      }
       if (result.status === 'rejected') {
         return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       }
@@ -114,6 +137,20 @@ export class Reconciler {
       const json = JSON.stringify(result.policy);
       const last = this.applied.get(key);
       if (!last || last.cookie !== cookie || last.json !== json) {
+        // A pass that has worked its budget leaves further writes to the next pass, so
+        // /healthz and the lookups keep answering while hundreds of pods arrive at once.
+        // The netns keeps whatever the kernel holds for it meanwhile (never pruned).
+        if (Date.now() - started > budgetMs) {
+          deferred.add(cookie);
+          if (last) {
+            wanted.set(key, last);
+            state.policy = last.policy;
+          }
+          cookieOwner.set(cookie, key);
+          state.status = 'pending';
+          state.error = 'queued: this pass reached its time budget; the next one applies it';
+          return;
+        }
         try {
           this.dataPlane.applyPolicy(cookie, result.policy);
           this.metrics.mapWrites.inc({ op: 'apply' });
@@ -144,7 +181,7 @@ export class Reconciler {
     }
     // Remove what no pod wants: pods that went away, moved netns, or (after a restart)
     // entries adopted from the kernel that no pod in the source owns.
-    const keep = new Set([...wanted.values()].map((a) => a.cookie));
+    const keep = new Set([...[...wanted.values()].map((a) => a.cookie), ...deferred]);
     const stale = new Set<bigint>([...this.applied.values()].map((a) => a.cookie));
     if (prune) for (const cookie of this.dataPlane.listPolicies()) stale.add(cookie);
     for (const cookie of stale) {
@@ -159,9 +196,11 @@ export class Reconciler {
       }
     }
 
+    this.chains?.retain(seen);
     this.applied = wanted;
     this.states = states;
     this.reconciledOnce = true;
+    this.queued = deferred.size;
     for (const status of ['applied', 'rejected', 'pending', 'uncaptured'] as const) {
       this.metrics.pods.set({ status }, states.filter((s) => s.status === status).length);
     }

@@ -17,6 +17,8 @@ import { DistinctErrors } from '../sources/stable.js';
 import { createHttpServer, wildcardListenWarning } from './http.js';
 import { serveLookupSocket } from './lookup.js';
 import { Metrics } from './metrics.js';
+import { IstioChainsCheck, nsenterSave } from './istio-iptables.js';
+import { CachedNetnsResolver } from './netns-cache.js';
 import { Reconciler } from './reconcile.js';
 
 export interface DaemonOptions {
@@ -83,6 +85,8 @@ export async function decideAcceleration(opts: DaemonOptions, log: pino.Logger):
 /** How soon a pod whose netns is not found yet is looked for again. */
 const PENDING_RETRY_MS = 250;
 const CHANGE_COALESCE_MS = 20;
+/** How long one reconcile pass may write before it yields the event loop. */
+const PASS_BUDGET_MS = 200;
 
 /** The feed is made before the data plane (bad flags change nothing); metrics come later. */
 interface FeedHooks {
@@ -131,11 +135,18 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const metrics = new Metrics(() => dataPlane);
   hooks.metrics = metrics;
+  metrics.source = () => feed.status();
   const report = dataPlane.installReport;
   metrics.programsAttached.set({ how: 'new' }, report?.attached.length ?? 0);
   metrics.programsAttached.set({ how: 'adopted' }, report?.updated.length ?? 0);
   metrics.mapsAdopted.set(report?.adoptedMaps.length ?? 0);
-  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
+  const chains = new IstioChainsCheck(nsenterSave, (cookie, verdict, detail) => {
+    if (verdict === 'present') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture', chains: detail }, "istio-init's iptables chains found; that pod is left to them");
+    if (verdict === 'unknown') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture_unknown', error: detail }, 'could not look for istio-init\'s iptables chains; capturing anyway');
+    if (verdict !== 'absent') changed();
+  });
+  metrics.doubleCaptured = () => chains.count('present');
+  const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains);
 
   // Source errors are counted once per distinct error, not again on every resync.
   const sourceErrors = new DistinctErrors();
@@ -151,9 +162,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
       }
       return;
     }
-    const status = feed.status();
-    metrics.sourceSynced.set(status.synced ? 1 : 0);
-    metrics.sourceStale.set(status.staleSeconds);
     if (read === null) return; // not listed yet: the kernel keeps what it has
     for (const error of sourceErrors.fresh(read.errors)) {
       metrics.sourceErrors.inc();
@@ -165,14 +173,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     let states;
     try {
-      states = reconciler.reconcile(read.records, { prune: read.prune });
+      states = reconciler.reconcile(read.records, { prune: read.prune, budgetMs: PASS_BUDGET_MS });
     } catch (e) {
       metrics.reconcileErrors.inc({ reason: 'map_write' });
       log.error({ reason: 'reconcile_failed', error: (e as Error).stack }, 'reconcile failed; will retry on the next change');
       return;
     }
-    // A pod whose sandbox is starting is looked for again soon, not at the next resync.
-    if (states.some((s) => s.status === 'pending')) schedule(PENDING_RETRY_MS);
+    // Writes left over by the budget go on at once (after pending I/O); a pod whose
+    // sandbox is starting is looked for again soon, not at the next resync.
+    if (states.some((s) => s.status === 'pending' && s.error?.startsWith('queued'))) schedule(0);
+    else if (states.some((s) => s.status === 'pending')) schedule(PENDING_RETRY_MS);
   };
   let pendingTimer: NodeJS.Timeout | null = null;
   const schedule = (ms: number) => {

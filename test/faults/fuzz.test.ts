@@ -11,7 +11,7 @@ import { buildPolicies, DEFAULT_CONFIG } from '../../src/policy/index.js';
 import { parseObjects } from '../../src/sources/file.js';
 import { DistinctErrors } from '../../src/sources/stable.js';
 import { bpfRequirementsMissing, connect } from '../kernel/bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, reapAllStale, REMOTE, sourceYaml, startDaemon, waitFor, type Daemon, type Metrics } from '../kernel/harness/daemon.js';
+import { createWorld, killAllDaemons, metric, reapStaleWorld, REMOTE, sourceYaml, startDaemon, waitFor, type Daemon, type Metrics } from '../kernel/harness/daemon.js';
 import { junkArb, podArb, sidecarArb } from './fuzz-arbitraries.js';
 
 const DOCUMENTS = Number(process.env.SLUICE_FUZZ_DOCUMENTS ?? 10_000);
@@ -34,7 +34,7 @@ function batchDocs(b: number, n: number): string[] {
 }
 
 test.before(async () => {
-  if (!missing) await reapAllStale();
+  if (!missing) await reapStaleWorld();
 });
 test.after.always(() => killAllDaemons());
 

@@ -7,14 +7,14 @@ import { createConnection } from 'node:net';
 import { stringify } from 'yaml';
 import type { PodState } from '../../src/daemon/reconcile.js';
 import { bpfRequirementsMissing, connect } from './bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, podObject, reapAllStale, REMOTE, sourceYaml, startDaemon, waitFor, type Daemon, type PodSpec, type World } from './harness/daemon.js';
+import { createWorld, killAllDaemons, metric, podObject, reapStaleWorld, REMOTE, sourceYaml, startDaemon, waitFor, type Daemon, type PodSpec, type World } from './harness/daemon.js';
 
 const missing = bpfRequirementsMissing();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeOutboundPorts';
 
 test.before(async () => {
-  if (!missing) await reapAllStale();
+  if (!missing) await reapStaleWorld();
 });
 test.after.always(() => killAllDaemons());
 
