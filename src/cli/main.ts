@@ -1,7 +1,9 @@
 // The `sluice` command line.
 import { Command, CommanderError } from 'commander';
+import { SluiceError } from '../errors.js';
 import { InputError } from '../policy/errors.js';
 import { runExplain } from './explain.js';
+import { runManifest } from './manifest.js';
 import { runRules } from './rules.js';
 import { runValidate } from './validate.js';
 // Kernel-side commands load libbpf through koffi: import them only when used, so the
@@ -67,6 +69,23 @@ program
   .action(async (opts) => (await kernel()).runRun(opts));
 
 program
+  .command('manifest')
+  .description('print the Kubernetes install (Namespace, RBAC, DaemonSet) as YAML; --uninstall prints the clean-up')
+  .option('--image <ref>', 'the sluice image')
+  .option('--namespace <ns>', 'namespace for the daemon')
+  .option('--host-cgroup <dir>', "the nodes' cgroup2 mount", '/sys/fs/cgroup')
+  .option('--bpffs <dir>', 'pin directory on the nodes', DEFAULT_BPFFS_DIR)
+  .option('--listen <addr>', "the daemon's HTTP address on the node", DEFAULT_LISTEN)
+  .option('--lookup-socket <path>', 'lookup socket on the node (under /run/sluice)')
+  .option('--max-pods <n>', 'passed to sluice run')
+  .option('--max-connections <n>', 'passed to sluice run')
+  .option('--resync <seconds>', 'passed to sluice run')
+  .option('--accelerate', 'passed to sluice run')
+  .option('--accelerate-force', 'passed to sluice run')
+  .option('--uninstall', 'print the DaemonSet that runs `sluice uninstall` on every node instead')
+  .action((opts) => runManifest(opts));
+
+program
   .command('status')
   .description('what is attached and pinned, per-pod state and counters')
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
@@ -122,6 +141,9 @@ try {
   if (e instanceof CommanderError) {
     // Help and version exit 0; usage errors exit 2, like the rest of the bad-input paths.
     process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else if (e instanceof SluiceError) {
+    console.error(`sluice: ${e.describe()}`);
+    process.exitCode = e.exitCode;
   } else if (e instanceof InputError) {
     console.error(`sluice: ${e.message}`);
     process.exitCode = 2;
