@@ -3,7 +3,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
 
-export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict';
+export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict' | 'netns_pending';
 export type LookupVia = 'http' | 'unix';
 export type LookupResult = 'found' | 'not_found' | 'bad_request';
 
@@ -34,6 +34,24 @@ export class Metrics {
   readonly sourceErrors = new Counter({
     name: 'sluice_source_errors_total',
     help: 'Source documents that could not be read (bad YAML, bad object shape, unreadable file).',
+    registers: [this.registry],
+  });
+  readonly sourceEvents = new Counter({
+    name: 'sluice_source_events_total',
+    help: 'Kubernetes watch events received, by resource and type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).',
+    labelNames: ['resource', 'type'],
+    registers: [this.registry],
+  });
+  readonly sourceApiErrors = new Counter({
+    name: 'sluice_source_api_errors_total',
+    help: 'Failed list or watch requests to the API server, by resource; each is retried with backoff.',
+    labelNames: ['resource'],
+    registers: [this.registry],
+  });
+  readonly sourceSynced = new Gauge({ name: 'sluice_source_synced', help: '1 once the source was read in full (the first list), else 0.', registers: [this.registry] });
+  readonly sourceStale = new Gauge({
+    name: 'sluice_source_last_sync_seconds',
+    help: 'Seconds since the source last answered (0 while the watches are up); policies in the kernel are this old at most.',
     registers: [this.registry],
   });
   readonly pods = new Gauge({ name: 'sluice_pods', help: 'Pods by reconcile status.', labelNames: ['status'], registers: [this.registry] });
