@@ -1,6 +1,7 @@
 // Level-triggered reconcile: desired policy per pod → the minimal map writes.
 // Safe to run any number of times; restart adoption and live changes are the same path.
 import type { PodRecord } from '../sources/record.js';
+import type { ChainsVerdict, IstioChainsCheck } from './istio-iptables.js';
 import type { CapturePolicy } from '../policy/types.js';
 import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from './dataplane.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
@@ -15,6 +16,8 @@ export interface PodState {
   error: string | null;
   /** The policy in the kernel now (the last good one when the new one is rejected). */
   policy: CapturePolicy | null;
+  /** Whether istio-init's ISTIO_* chains are in the pod's netns (then iptables captures it). */
+  istioIptables?: ChainsVerdict;
 }
 
 export interface Logger {
@@ -40,6 +43,7 @@ export class Reconciler {
     private readonly netns: NetnsResolver,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly chains?: IstioChainsCheck,
   ) {}
 
   get ready(): boolean {
@@ -60,6 +64,8 @@ export class Reconciler {
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
     const cookieOwner = new Map<bigint, string>();
+    /** Every netns a pod of this pass resolved to, whatever became of the pod. */
+    const seen = new Set<bigint>();
     const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
     const previous = new Map(this.states.map((s) => [keyOf(s), s]));
 
@@ -102,8 +108,19 @@ export class Reconciler {
         throw e;
       }
       state.netnsCookie = cookie.toString();
+      seen.add(cookie);
       const owner = cookieOwner.get(cookie);
       if (owner) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      if (this.chains) {
+        state.istioIptables = this.chains.verdict(cookie, target.path);
+        if (state.istioIptables === 'present') {
+          return reject(
+            'double_capture',
+            "the pod's netns holds istio-init's ISTIO_* iptables chains, which capture it already; sluice leaves it to them, since stacking both breaks inbound SO_ORIGINAL_DST. Stop istio-init from writing them (README: Install on a cluster) and restart the pod for sluice to take over",
+            false,
+          );
+        }
+      }
       if (result.status === 'rejected') {
         return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       }
@@ -157,6 +174,7 @@ export class Reconciler {
       }
     }
 
+    this.chains?.retain(seen);
     this.applied = wanted;
     this.states = states;
     this.reconciledOnce = true;

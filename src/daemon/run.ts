@@ -16,6 +16,7 @@ import type { Feed } from '../sources/record.js';
 import { createHttpServer } from './http.js';
 import { serveLookupSocket } from './lookup.js';
 import { Metrics } from './metrics.js';
+import { IstioChainsCheck, nsenterSave } from './istio-iptables.js';
 import { Reconciler } from './reconcile.js';
 
 export interface DaemonOptions {
@@ -128,11 +129,18 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   const metrics = new Metrics(() => dataPlane);
   hooks.metrics = metrics;
+  metrics.source = () => feed.status();
   const report = dataPlane.installReport;
   metrics.programsAttached.set({ how: 'new' }, report?.attached.length ?? 0);
   metrics.programsAttached.set({ how: 'adopted' }, report?.updated.length ?? 0);
   metrics.mapsAdopted.set(report?.adoptedMaps.length ?? 0);
-  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
+  const chains = new IstioChainsCheck(nsenterSave, (cookie, verdict, detail) => {
+    if (verdict === 'present') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture', chains: detail }, "istio-init's iptables chains found; that pod is left to them");
+    if (verdict === 'unknown') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture_unknown', error: detail }, 'could not look for istio-init\'s iptables chains; capturing anyway');
+    if (verdict !== 'absent') changed();
+  });
+  metrics.doubleCaptured = () => chains.count('present');
+  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log, chains);
 
   const sync = () => {
     let read;
@@ -143,9 +151,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
       log.error({ reason: 'source_unreadable', error: (e as Error).message }, 'source not read; keeping current policies');
       return;
     }
-    const status = feed.status();
-    metrics.sourceSynced.set(status.synced ? 1 : 0);
-    metrics.sourceStale.set(status.staleSeconds);
     if (read === null) return; // not listed yet: the kernel keeps what it has
     for (const error of read.errors) {
       metrics.sourceErrors.inc();

@@ -68,6 +68,8 @@ export interface DaemonOptions {
   extraArgs?: string[];
   /** setpriv(1) options the daemon starts under, e.g. a capability set (--bounding-set ...). */
   setpriv?: string[];
+  /** Replaces `--source file:SOURCE`, e.g. the kubernetes source and its flags. */
+  sourceArgs?: string[];
 }
 
 export interface Daemon {
@@ -93,7 +95,7 @@ const daemons = new Set<Daemon>();
 /** Starts `sluice run` and resolves once /healthz answers 200. */
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const port = o.port ?? (await freePort());
-  const args = ['run', '--source', `file:${o.source}`, '--cgroup', o.cgroup, '--bpffs', o.bpffs, '--listen', `127.0.0.1:${port}`, '--lookup-socket', o.lookupSocket, ...(o.extraArgs ?? [])];
+  const args = ['run', ...(o.sourceArgs ?? ['--source', `file:${o.source}`]), '--cgroup', o.cgroup, '--bpffs', o.bpffs, '--listen', `127.0.0.1:${port}`, '--lookup-socket', o.lookupSocket, ...(o.extraArgs ?? [])];
   // setpriv execs node (so kill -9 hits the daemon itself) with a parent-death signal: a
   // test runner killed outright leaves no daemon behind.
   const node = [process.execPath, '--import', 'tsx', CLI, ...args];
