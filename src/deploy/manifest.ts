@@ -17,6 +17,17 @@ import type { ManifestOptions } from './options.js';
  * /proc/PID/ns/net of pod processes, which run with other uids and capabilities.
  */
 export const DAEMON_CAPABILITIES = ['SYS_ADMIN', 'SYS_PTRACE'] as const;
+/**
+ * Added with --accelerate: the live sockmap check that gates it brings up `lo` in a private
+ * netns (SIOCSIFFLAGS), which only CAP_NET_ADMIN allows; without it the check says
+ * `unknown` and acceleration is refused. --accelerate-force skips the check.
+ */
+export const ACCELERATE_CHECK_CAPABILITY = 'NET_ADMIN';
+
+/** The daemon's capabilities for these run flags. */
+export function daemonCapabilities(runFlags: readonly string[]): string[] {
+  return runFlags.includes('--accelerate') ? [...DAEMON_CAPABILITIES, ACCELERATE_CHECK_CAPABILITY] : [...DAEMON_CAPABILITIES];
+}
 /** nsenter into the host's mount namespace (open /proc/1/ns/mnt, setns) to mount bpffs. */
 export const MOUNT_BPFFS_CAPABILITIES = ['SYS_ADMIN', 'SYS_CHROOT', 'SYS_PTRACE'] as const;
 /** In the pod: the host's /proc and cgroup2 mount. */
@@ -107,7 +118,7 @@ function daemonContainer(o: ManifestOptions): IContainer {
       runAsNonRoot: false,
       privileged: false,
       readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'], add: [...DAEMON_CAPABILITIES] },
+      capabilities: { drop: ['ALL'], add: daemonCapabilities(o.runFlags) },
     },
     startupProbe: { ...probe('/healthz'), periodSeconds: 2, failureThreshold: 60 },
     livenessProbe: { ...probe('/healthz'), periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },

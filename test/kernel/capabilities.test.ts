@@ -7,7 +7,7 @@ import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { CGROUP_PROGRAMS } from '../../src/bpf/loader.js';
-import { DAEMON_CAPABILITIES, MOUNT_BPFFS_CAPABILITIES } from '../../src/deploy/manifest.js';
+import { ACCELERATE_CHECK_CAPABILITY, DAEMON_CAPABILITIES, MOUNT_BPFFS_CAPABILITIES } from '../../src/deploy/manifest.js';
 import { bpfRequirementsMissing, connect, reapStale } from './bpf-fixture.js';
 import { CLI, cgroupPrograms, createWorld, killAllDaemons, lsPinDir, REMOTE, reapStaleWorkDirs, sourceYaml, startDaemon, waitFor, type Daemon, type World } from './harness/daemon.js';
 import { findTool, REPO_ROOT } from './harness/requirements.js';
@@ -36,10 +36,10 @@ function capsOf(pid: number): { eff: bigint; bnd: bigint } {
   return { eff: field('CapEff'), bnd: field('CapBnd') };
 }
 
-function run(argv: string[]): Promise<{ code: number; out: string }> {
+function run(argv: string[]): Promise<{ code: number; out: string; stdout: string }> {
   return new Promise((resolve) => {
     execFile(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr });
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout + stderr, stdout });
     });
   });
 }
@@ -154,4 +154,15 @@ test.serial("the init container's nsenter into another mount namespace works wit
   } finally {
     target.kill('SIGKILL');
   }
+});
+
+test.serial("--accelerate's live sockmap check needs CAP_NET_ADMIN, which the manifest adds only with --accelerate", async (t) => {
+  if (missing) return t.fail(missing);
+  const live = async (caps: readonly string[]) => {
+    const r = await run([findTool('setpriv')!, ...onlyCaps(caps), process.execPath, '--import', 'tsx', CLI, 'doctor', '--json']);
+    const report = JSON.parse(r.stdout) as { checks: { name: string; detail: string }[] };
+    return report.checks.find((c) => c.name === 'sockmap-regression (live)')!.detail;
+  };
+  t.regex(await live(DAEMON_CAPABILITIES), /^unknown: SIOCSIFFLAGS lo: Operation not permitted/, 'the base set cannot run the check: --accelerate would be refused');
+  t.regex(await live([...DAEMON_CAPABILITIES, ACCELERATE_CHECK_CAPABILITY]), /^(ok|regressed)\b/, 'with NET_ADMIN the check reaches a verdict');
 });
