@@ -70,6 +70,8 @@ export interface DaemonOptions {
   setpriv?: string[];
   /** Replaces `--source file:SOURCE`, e.g. the kubernetes source and its flags. */
   sourceArgs?: string[];
+  /** Run the built CLI (bin/sluice.js → dist/) as production does, not the sources via tsx. */
+  built?: boolean;
 }
 
 export interface Daemon {
@@ -98,7 +100,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const args = ['run', ...(o.sourceArgs ?? ['--source', `file:${o.source}`]), '--cgroup', o.cgroup, '--bpffs', o.bpffs, '--listen', `127.0.0.1:${port}`, '--lookup-socket', o.lookupSocket, ...(o.extraArgs ?? [])];
   // setpriv execs node (so kill -9 hits the daemon itself) with a parent-death signal: a
   // test runner killed outright leaves no daemon behind.
-  const node = [process.execPath, '--import', 'tsx', CLI, ...args];
+  const node = o.built ? [process.execPath, join(REPO_ROOT, 'bin', 'sluice.js'), ...args] : [process.execPath, '--import', 'tsx', CLI, ...args];
   const setpriv = findTool('setpriv');
   if (o.setpriv && !setpriv) throw new Error('setpriv (util-linux) is needed to start the daemon with reduced privileges');
   const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...(o.setpriv ?? []), ...node] : node;

@@ -21,7 +21,7 @@ export interface KubeWorld {
   sandbox(i: number, netnsPath: string): void;
   /** Pod i as the API serves it; its netns annotation names another pod's on purpose. */
   podObject(i: number, netnsPath: string, extra?: { annotations?: Record<string, string> }): Record<string, unknown>;
-  daemon(extraArgs?: string[]): Promise<Daemon>;
+  daemon(extraArgs?: string[], opts?: { built?: boolean }): Promise<Daemon>;
   destroy(): Promise<void>;
 }
 
@@ -93,7 +93,7 @@ export async function createKubeWorld(w: World, pods: number): Promise<KubeWorld
       o.spec.nodeName = KUBE_NODE;
       return o;
     },
-    daemon: (extraArgs = []) =>
+    daemon: (extraArgs = [], opts = {}) =>
       startDaemon({
         source: w.source,
         cgroup: w.cg.path,
@@ -101,6 +101,7 @@ export async function createKubeWorld(w: World, pods: number): Promise<KubeWorld
         lookupSocket: w.lookupSocket,
         sourceArgs: ['--source', 'kubernetes', '--kubeconfig', kubeconfig, '--node', KUBE_NODE, '--proc-root', '/proc'],
         extraArgs,
+        ...(opts.built ? { built: true } : {}),
       }),
     async destroy() {
       await api.stop();
