@@ -12,22 +12,13 @@ import type { ManifestOptions } from './options.js';
 
 /**
  * The daemon's capabilities, measured (test/kernel/capabilities.test.ts): CAP_SYS_ADMIN
- * loads and attaches the programs (it implies CAP_BPF, CAP_PERFMON and, for BPF,
- * CAP_NET_ADMIN) and is what setns(2) into a pod's netns needs; CAP_SYS_PTRACE opens
- * /proc/PID/ns/net of pod processes, which run with other uids and capabilities.
+ * loads and attaches the programs (it implies CAP_BPF and CAP_PERFMON) and is what setns(2)
+ * into a pod's netns needs; CAP_SYS_PTRACE opens /proc/PID/ns/net of pod processes, which
+ * run with other uids and capabilities; CAP_NET_ADMIN reads a pod's nat table (istio-init's
+ * ISTIO_* chains, the double-capture check) and brings `lo` up for --accelerate's live
+ * sockmap check, which CAP_SYS_ADMIN does not cover.
  */
-export const DAEMON_CAPABILITIES = ['SYS_ADMIN', 'SYS_PTRACE'] as const;
-/**
- * Added with --accelerate: the live sockmap check that gates it brings up `lo` in a private
- * netns (SIOCSIFFLAGS), which only CAP_NET_ADMIN allows; without it the check says
- * `unknown` and acceleration is refused. --accelerate-force skips the check.
- */
-export const ACCELERATE_CHECK_CAPABILITY = 'NET_ADMIN';
-
-/** The daemon's capabilities for these run flags. */
-export function daemonCapabilities(runFlags: readonly string[]): string[] {
-  return runFlags.includes('--accelerate') ? [...DAEMON_CAPABILITIES, ACCELERATE_CHECK_CAPABILITY] : [...DAEMON_CAPABILITIES];
-}
+export const DAEMON_CAPABILITIES = ['SYS_ADMIN', 'SYS_PTRACE', 'NET_ADMIN'] as const;
 /** nsenter into the host's mount namespace (open /proc/1/ns/mnt, setns) to mount bpffs. */
 export const MOUNT_BPFFS_CAPABILITIES = ['SYS_ADMIN', 'SYS_CHROOT', 'SYS_PTRACE'] as const;
 /** In the pod: the host's /proc and cgroup2 mount. */
@@ -118,7 +109,7 @@ function daemonContainer(o: ManifestOptions): IContainer {
       runAsNonRoot: false,
       privileged: false,
       readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'], add: daemonCapabilities(o.runFlags) },
+      capabilities: { drop: ['ALL'], add: [...DAEMON_CAPABILITIES] },
     },
     startupProbe: { ...probe('/healthz'), periodSeconds: 2, failureThreshold: 60 },
     livenessProbe: { ...probe('/healthz'), periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },

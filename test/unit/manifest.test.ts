@@ -10,7 +10,7 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { ClusterRole, type IClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
 import { ClusterRoleBinding, type IClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
 import { parseAllDocuments } from 'yaml';
-import { ACCELERATE_CHECK_CAPABILITY, DAEMON_CAPABILITIES, HOST_CGROUP, HOST_PROC, manifestObjects, uninstallObjects, type ManifestObject } from '../../src/deploy/manifest.js';
+import { DAEMON_CAPABILITIES, HOST_CGROUP, HOST_PROC, manifestObjects, uninstallObjects, type ManifestObject } from '../../src/deploy/manifest.js';
 import { DEFAULT_IMAGE, ManifestError, manifestOptions } from '../../src/deploy/options.js';
 import { SluiceError } from '../../src/errors.js';
 
@@ -110,11 +110,11 @@ test('the DaemonSet runs `node` directly with the kubernetes source, the node na
   t.deepEqual(ds.spec!.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } });
 });
 
-test('the daemon is not privileged: it drops every capability and adds back the measured two', (t) => {
+test('the daemon is not privileged: it drops every capability and adds back the measured three', (t) => {
   const c = container(daemon());
   t.like(c.securityContext, { privileged: false, runAsUser: 0, readOnlyRootFilesystem: true });
   t.deepEqual(c.securityContext!.capabilities, { drop: ['ALL'], add: [...DAEMON_CAPABILITIES] });
-  t.deepEqual([...DAEMON_CAPABILITIES], ['SYS_ADMIN', 'SYS_PTRACE']);
+  t.deepEqual([...DAEMON_CAPABILITIES], ['SYS_ADMIN', 'SYS_PTRACE', 'NET_ADMIN']);
   for (const init of daemon().spec!.template.spec!.initContainers!) t.not(init.securityContext?.privileged, true, init.name);
 });
 
@@ -137,9 +137,6 @@ test('--image, --namespace and run flags reach every object that names them', (t
   for (const c of [...ds.spec!.template.spec!.initContainers!, container(ds)]) t.is(c.image, o.image, c.name);
   t.deepEqual(container(ds).args!.slice(-5), ['--max-pods', '1024', '--resync', '2.5', '--accelerate']);
   for (const obj of objs) t.notThrows(() => validate(obj));
-  t.deepEqual(container(ds).securityContext!.capabilities!.add, [...DAEMON_CAPABILITIES, ACCELERATE_CHECK_CAPABILITY], '--accelerate: the live check needs NET_ADMIN');
-  const forced = container(daemon(manifestObjects(manifestOptions({ accelerateForce: true }))));
-  t.deepEqual(forced.securityContext!.capabilities!.add, [...DAEMON_CAPABILITIES], '--accelerate-force skips the check');
 });
 
 test('the uninstall DaemonSet runs `sluice uninstall` on every node against the same pins', (t) => {
