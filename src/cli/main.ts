@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { SluiceError } from '../errors.js';
 import { InputError } from '../policy/errors.js';
 import { runExplain } from './explain.js';
+import { runManifest } from './manifest.js';
 import { runRules } from './rules.js';
 import { runValidate } from './validate.js';
 // Kernel-side commands load libbpf through koffi: import them only when used, so the
@@ -73,6 +74,23 @@ program
   .option('--max-connections <n>', 'capacity of the original-destination map', '262144')
   .option('--resync <seconds>', 'reconcile this often even when the source is unchanged (notices vanished netns)', '10')
   .action(async (opts) => (await kernel()).runRun(opts));
+
+program
+  .command('manifest')
+  .description('print the Kubernetes install (Namespace, RBAC, DaemonSet) as YAML; --uninstall prints the clean-up')
+  .option('--image <ref>', 'the sluice image')
+  .option('--namespace <ns>', 'namespace for the daemon')
+  .option('--host-cgroup <dir>', "the nodes' cgroup2 mount", '/sys/fs/cgroup')
+  .option('--bpffs <dir>', 'pin directory on the nodes', DEFAULT_BPFFS_DIR)
+  .option('--listen <addr>', "the daemon's HTTP address on the node", DEFAULT_LISTEN)
+  .option('--lookup-socket <path>', 'lookup socket on the node (under /run/sluice)')
+  .option('--max-pods <n>', 'passed to sluice run')
+  .option('--max-connections <n>', 'passed to sluice run')
+  .option('--resync <seconds>', 'passed to sluice run')
+  .option('--accelerate', 'passed to sluice run')
+  .option('--accelerate-force', 'passed to sluice run')
+  .option('--uninstall', 'print the DaemonSet that runs `sluice uninstall` on every node instead')
+  .action((opts) => runManifest(opts));
 
 program
   .command('status')

@@ -66,6 +66,8 @@ export interface DaemonOptions {
   /** Reused on a restart, so the address stays the same. */
   port?: number;
   extraArgs?: string[];
+  /** setpriv(1) options the daemon starts under, e.g. a capability set (--bounding-set ...). */
+  setpriv?: string[];
   /** Replaces `--source file:SOURCE`, e.g. the kubernetes source and its flags. */
   sourceArgs?: string[];
   /** Run the built CLI (bin/sluice.js → dist/) as production does, not the sources via tsx. */
@@ -100,7 +102,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // test runner killed outright leaves no daemon behind.
   const node = o.built ? [process.execPath, join(REPO_ROOT, 'bin', 'sluice.js'), ...args] : [process.execPath, '--import', 'tsx', CLI, ...args];
   const setpriv = findTool('setpriv');
-  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...node] : node;
+  if (o.setpriv && !setpriv) throw new Error('setpriv (util-linux) is needed to start the daemon with reduced privileges');
+  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...(o.setpriv ?? []), ...node] : node;
   const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
