@@ -19,12 +19,19 @@ export const nsenterSave: SaveRunner = async (netnsPath) => {
   const nsenter = findTool('nsenter');
   const savers = SAVERS.map(findTool).filter((p): p is string => p !== null);
   if (!nsenter || savers.length === 0) throw new Error('nsenter and iptables-save are needed to look for istio-init\'s chains');
-  // One process per netns: nsenter runs the savers in turn through sh.
-  const script = savers.map((s) => `${s} -t nat 2>/dev/null`).join('; ');
   return new Promise<string>((resolve, reject) => {
-    execFile(nsenter, [`--net=${netnsPath}`, '/bin/sh', '-c', `${script}; true`], { timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+    execFile(nsenter, [`--net=${netnsPath}`, '/bin/sh', '-c', saveScript(savers.map((s) => `${s} -t nat`))], { timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
   });
 };
+
+/**
+ * One process per netns: sh runs each saver in turn, and fails unless one of them read
+ * the table. Without CAP_NET_ADMIN they all fail, and that must read "unknown", not
+ * "no chains" (which would stack sluice on istio-init's rules).
+ */
+export function saveScript(commands: string[]): string {
+  return `ok=1; ${commands.map((c) => `if ${c} 2>/dev/null; then ok=0; fi`).join('; ')}; exit $ok`;
+}
 
 export class IstioChainsCheck {
   private readonly verdicts = new Map<bigint, ChainsVerdict>();

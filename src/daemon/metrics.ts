@@ -73,6 +73,14 @@ export class Metrics {
   });
   /** How many pods' netns hold istio-init's chains, read at scrape time. */
   doubleCaptured: (() => number) | null = null;
+  /** How many pods' netns could not be checked for them (captured all the same). */
+  chainsUnknown: (() => number) | null = null;
+  readonly chainsCheckFailed: Gauge = new Gauge({
+    name: 'sluice_pods_iptables_check_failed',
+    help: "Pods whose netns could not be checked for istio-init's chains (iptables-save failed, e.g. without CAP_NET_ADMIN); sluice captures them anyway.",
+    registers: [this.registry],
+    collect: (): void => this.chainsCheckFailed.set(this.chainsUnknown?.() ?? 0),
+  });
   readonly doubleCapture: Gauge = new Gauge({
     name: 'sluice_pods_double_capture',
     help: "Pods whose netns holds istio-init's ISTIO_* iptables chains: left to iptables, not captured by sluice.",

@@ -146,6 +146,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (verdict !== 'absent') changed();
   });
   metrics.doubleCaptured = () => chains.count('present');
+  metrics.chainsUnknown = () => chains.count('unknown');
   const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains);
 
   // Source errors are counted once per distinct error, not again on every resync.

@@ -12,8 +12,10 @@ export interface PodProcess {
 
 // cgroupfs: .../kubepods/<qos>/pod<uid>/<container>  (and .../kubepods/pod<uid>/... for Guaranteed)
 // systemd:  .../kubepods-<qos>-pod<uid with _>.slice/cri-containerd-<id>.scope
-const CGROUPFS = /\/kubepods(?:\/(?:burstable|besteffort))?\/pod([0-9a-f-]{36})(?:\/|$)/;
-const SYSTEMD = /\/kubepods(?:-(?:burstable|besteffort))?-pod([0-9a-f_]{36})\.slice(?:\/|$)/;
+// Only the pod's own component is matched: in a container with a private cgroup
+// namespace (the DaemonSet's), other pods' paths read `/../../pod<uid>/...`.
+const CGROUPFS = /\/pod([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:\/|$)/;
+const SYSTEMD = /\/kubepods(?:-(?:burstable|besteffort))?-pod([0-9a-f]{8}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{4}_[0-9a-f]{12})\.slice(?:\/|$)/;
 
 /** The pod UID a `/proc/PID/cgroup` line names, or null. Exported for the unit tests. */
 export function podUidOfCgroup(text: string): string | null {
