@@ -421,7 +421,8 @@ test.serial('bad input: a full map (--max-pods 1) rejects the second pod with a 
     w.write(sourceYaml([podSpec(w, 0, { [EXCLUDE_PORTS]: '80' }), podSpec(w, 1)]));
     await heldAfter(w, 0, Date.now(), (r) => direct(r, 0));
     t.true(d.alive());
-    t.is((await podState(d, 'pod1'))?.status, 'rejected');
+    // A pass over its time budget (a loaded machine) shows pod1 queued for a moment.
+    await waitFor('pod1 rejected again', async () => ((await podState(d, 'pod1'))?.status === 'rejected' ? true : undefined));
   });
 });
 
