@@ -8,7 +8,9 @@ export type PolicyErrorCode =
   | 'BAD_MODE'
   | 'BAD_ADDRESS'
   | 'BAD_OBJECT'
-  | 'BAD_CONFIG';
+  | 'BAD_CONFIG'
+  /** A setting istio-iptables has and sluice does not implement: refused, never ignored. */
+  | 'UNSUPPORTED';
 
 export class PolicyError extends Error {
   override readonly name = 'PolicyError';
