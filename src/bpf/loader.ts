@@ -7,6 +7,7 @@
 //   <bpffs>/maps/<map>            every map of bpf/maps.h
 //   <bpffs>/links/<program>       cgroup links, and the sk_msg link on sluice_accel
 //   <bpffs>/links/netns/<cookie>  sk_lookup link of one pod netns
+//   <bpffs>/progs/<cookie>/<prog> tc reroute programs of one pod netns (attached by tc.ts)
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +58,49 @@ export const SK_LOOKUP_PROGRAM = 'sluice_sk_lookup';
 export const SK_MSG_OBJECT = 'sk_msg';
 export const SK_MSG_PROGRAM = 'sluice_sk_msg';
 export const ACCEL_MAP = 'sluice_accel';
+
+/** tc programs for reroute (KubeVirt) interfaces: one instance per pod netns, attached by tc.ts. */
+export const TC_REROUTE_OBJECT = 'tc_reroute';
+export const TC_REROUTE_PROGRAMS = ['sluice_reroute_ingress', 'sluice_reroute_egress'] as const;
+
+/** The pinned tc programs of one pod netns: <bpffs>/progs/<cookie>/<program>. */
+export function progPinPath(bpffsDir: string, netnsCookie: bigint, program: string): string {
+  return join(bpffsDir, 'progs', netnsCookie.toString(), program);
+}
+
+/**
+ * Loads a tc reroute instance that knows `netnsCookie` and pins its programs, unless they
+ * are pinned already. A daemon start removes every pod's pins (install), so each pod gets
+ * the new build on its next apply.
+ */
+export function pinRerouteInstance(netnsCookie: bigint, opts: LoaderOptions = {}): void {
+  const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
+  if (TC_REROUTE_PROGRAMS.every((p) => existsSync(progPinPath(bpffsDir, netnsCookie, p)))) return;
+  const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
+  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, TC_REROUTE_OBJECT, pinLayout(bpffsDir), cap, new Set(), opts.log ?? (() => {}), encodeSkLookupConfig(netnsCookie));
+  try {
+    mkdirSync(join(bpffsDir, 'progs', netnsCookie.toString()), { recursive: true });
+    for (const program of TC_REROUTE_PROGRAMS) {
+      const path = progPinPath(bpffsDir, netnsCookie, program);
+      if (existsSync(path)) unlinkSync(path);
+      bpf.objPin(bpf.programFd(bpf.findProgram(obj, program)), path);
+    }
+  } finally {
+    bpf.closeObject(obj);
+  }
+}
+
+/** Unpins the tc programs of one pod netns, or of all of them (attached filters keep theirs). */
+export function unpinRerouteInstances(bpffsDir: string, netnsCookie?: bigint): void {
+  const progs = join(bpffsDir, 'progs');
+  if (!existsSync(progs)) return;
+  for (const dir of readdirSync(progs)) {
+    if (netnsCookie !== undefined && dir !== netnsCookie.toString()) continue;
+    for (const name of readdirSync(join(progs, dir))) unlinkSync(join(progs, dir, name));
+    rmdirSync(join(progs, dir));
+  }
+  if (netnsCookie === undefined) rmdirSync(progs);
+}
 
 export interface Capacity {
   /** Captured pods per node. */
@@ -334,6 +378,9 @@ export function install(opts: InstallOptions): InstallReport {
     }
     // sk_lookup is loaded per pod; load it once here too, so a broken object fails the install.
     bpf.closeObject(openShared(objectDir, SK_LOOKUP_OBJECT, pins, cap, warned, log, encodeSkLookupConfig(0n)));
+    // The tc reroute programs too (loaded per pod); old builds' pins go, see pinRerouteInstance.
+    bpf.closeObject(openShared(objectDir, TC_REROUTE_OBJECT, pins, cap, warned, log, encodeSkLookupConfig(0n)));
+    unpinRerouteInstances(pins.root);
     for (const { object, program } of CGROUP_PROGRAMS) {
       const prog = bpf.findProgram(objects.get(object)!, program);
       const path = join(pins.links, program);
@@ -440,6 +487,7 @@ export function uninstall(bpffsDir: string = DEFAULT_BPFFS_DIR): UninstallReport
       if (detachPinnedLink(p)) report.detached.push(name);
     }
   }
+  unpinRerouteInstances(pins.root);
   if (existsSync(pins.maps)) {
     for (const name of readdirSync(pins.maps)) {
       unlinkSync(join(pins.maps, name));
