@@ -21,6 +21,9 @@ export interface RunFlags {
   maxPods?: string;
   maxConnections?: string;
   resync?: string;
+  node?: string;
+  kubeconfig?: string;
+  procRoot?: string;
 }
 
 function capacityFlag(flag: string, value: string | undefined): number | undefined {
@@ -39,6 +42,11 @@ function resyncFlag(value: string): number {
 export async function runRun(flags: RunFlags): Promise<void> {
   const daemon = await runDaemon({
     source: flags.source,
+    kubernetes: {
+      ...(flags.node ? { node: flags.node } : {}),
+      ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
+      ...(flags.procRoot ? { procRoot: flags.procRoot } : {}),
+    },
     config: loadConfig(flags.config),
     bpffs: flags.bpffs,
     listen: flags.listen,
