@@ -15,11 +15,15 @@ export class RerouteAttachError extends Error {
   readonly code = 'REROUTE_ATTACH_FAILED';
 }
 
-function tc(netnsPath: string, args: string[]): string {
-  // Never the host netns: the daemon's own namespace is refused outright.
+/** Never the host netns: the daemon's own namespace is refused outright. */
+function assertPodNetns(netnsPath: string): void {
   const self = statSync('/proc/self/ns/net');
   const target = statSync(netnsPath);
   if (self.ino === target.ino && self.dev === target.dev) throw new RerouteAttachError(`${netnsPath} is the daemon's own network namespace; tc is only run in pod namespaces`);
+}
+
+function tc(netnsPath: string, args: string[]): string {
+  assertPodNetns(netnsPath);
   return execFileSync('nsenter', [`--net=${netnsPath}`, 'tc', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
@@ -58,6 +62,7 @@ export class RerouteAttachments {
 
   /** Attaches to every reroute interface the netns has, and detaches from the others we used. */
   sync(cookie: bigint, netnsPath: string, ifnames: string[]): void {
+    assertPodNetns(netnsPath);
     const had = this.attached.get(cookie) ?? new Set<string>();
     // Only interfaces that exist in the pod netns; names are validated by src/policy.
     const want = new Set(ifnames.filter((n) => n !== 'lo' && netnsIfindex(netnsPath, n) !== null));

@@ -225,6 +225,7 @@ export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): 
     rerouteInterfaces,
     excludeOutboundBinds,
     dnsCapture,
+    ...(mode === 'TPROXY' ? { interceptionMode: 'TPROXY' as const } : {}),
     sidecar: sidecar ? objectName(sidecar.metadata) : null,
   };
   return { status: 'captured', pod: ref, policy, warnings };
