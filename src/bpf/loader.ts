@@ -15,6 +15,7 @@ import { encodeSkLookupConfig } from './codec.js';
 import * as bpf from './libbpf.js';
 import { ATTACH_TYPES } from './probe-facts.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
+import { unpinRerouteInstances } from './tc-pins.js';
 
 export const DEFAULT_BPFFS_DIR = '/sys/fs/bpf/sluice';
 export const DEFAULT_OBJECT_DIR = fileURLToPath(new URL('../../bpf/build/', import.meta.url));
@@ -61,47 +62,8 @@ export const ACCEL_MAP = 'sluice_accel';
 
 /** tc programs for reroute (KubeVirt) interfaces: one instance per pod netns, attached by tc.ts. */
 export const TC_REROUTE_OBJECT = 'tc_reroute';
-export const TC_REROUTE_PROGRAMS = ['sluice_reroute_ingress', 'sluice_reroute_egress'] as const;
 
 /** The pinned tc programs of one pod netns: <bpffs>/progs/<cookie>/<program>. */
-export function progPinPath(bpffsDir: string, netnsCookie: bigint, program: string): string {
-  return join(bpffsDir, 'progs', netnsCookie.toString(), program);
-}
-
-/**
- * Loads a tc reroute instance that knows `netnsCookie` and pins its programs, unless they
- * are pinned already. A daemon start removes every pod's pins (install), so each pod gets
- * the new build on its next apply.
- */
-export function pinRerouteInstance(netnsCookie: bigint, opts: LoaderOptions = {}): void {
-  const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
-  if (TC_REROUTE_PROGRAMS.every((p) => existsSync(progPinPath(bpffsDir, netnsCookie, p)))) return;
-  const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
-  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, TC_REROUTE_OBJECT, pinLayout(bpffsDir), cap, new Set(), opts.log ?? (() => {}), encodeSkLookupConfig(netnsCookie));
-  try {
-    mkdirSync(join(bpffsDir, 'progs', netnsCookie.toString()), { recursive: true });
-    for (const program of TC_REROUTE_PROGRAMS) {
-      const path = progPinPath(bpffsDir, netnsCookie, program);
-      if (existsSync(path)) unlinkSync(path);
-      bpf.objPin(bpf.programFd(bpf.findProgram(obj, program)), path);
-    }
-  } finally {
-    bpf.closeObject(obj);
-  }
-}
-
-/** Unpins the tc programs of one pod netns, or of all of them (attached filters keep theirs). */
-export function unpinRerouteInstances(bpffsDir: string, netnsCookie?: bigint): void {
-  const progs = join(bpffsDir, 'progs');
-  if (!existsSync(progs)) return;
-  for (const dir of readdirSync(progs)) {
-    if (netnsCookie !== undefined && dir !== netnsCookie.toString()) continue;
-    for (const name of readdirSync(join(progs, dir))) unlinkSync(join(progs, dir, name));
-    rmdirSync(join(progs, dir));
-  }
-  if (netnsCookie === undefined) rmdirSync(progs);
-}
-
 export interface Capacity {
   /** Captured pods per node. */
   pods: number;
@@ -243,7 +205,7 @@ function checkReusable(name: string, pinPath: string, pinned: MapShape, wanted: 
  * Opens and loads one object so that its maps are the shared, pinned ones. A pinned map
  * keeps the capacity it was created with (changing it needs an uninstall).
  */
-function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity, warned: Set<string>, log: (m: string) => void, rodata?: Buffer): bpf.BpfObject {
+export function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity, warned: Set<string>, log: (m: string) => void, rodata?: Buffer): bpf.BpfObject {
   const obj = bpf.openObject(objectPath(objectDir, object));
   try {
     for (const m of bpf.maps(obj)) {

@@ -3,9 +3,37 @@
 // POD's netns (`nsenter --net=PATH tc ...`), never the host's. tc, not a tcx link:
 // bpf_link_create resolves an ifindex in the caller's netns, which is the host's here.
 import { execFileSync } from 'node:child_process';
-import { statSync } from 'node:fs';
-import { DEFAULT_BPFFS_DIR, pinRerouteInstance, progPinPath, TC_REROUTE_PROGRAMS, unpinRerouteInstances, type LoaderOptions } from './loader.js';
+import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { encodeSkLookupConfig } from './codec.js';
+import * as bpf from './libbpf.js';
+import { DEFAULT_BPFFS_DIR, DEFAULT_CAPACITY, DEFAULT_OBJECT_DIR, openShared, pinLayout, TC_REROUTE_OBJECT, type Capacity, type LoaderOptions } from './loader.js';
 import { netnsIfindex } from './netns.js';
+import { progPinPath, TC_REROUTE_PROGRAMS, unpinRerouteInstances } from './tc-pins.js';
+
+export { progPinPath, TC_REROUTE_PROGRAMS } from './tc-pins.js';
+
+/**
+ * Loads a tc reroute instance that knows `netnsCookie` (its .rodata, as sk_lookup's) and
+ * pins its programs, unless they are pinned already. A daemon start removes every pod's
+ * pins (install), so each pod gets the new build on its next apply.
+ */
+function pinRerouteInstance(netnsCookie: bigint, opts: LoaderOptions): void {
+  const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
+  if (TC_REROUTE_PROGRAMS.every((p) => existsSync(progPinPath(bpffsDir, netnsCookie, p)))) return;
+  const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
+  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, TC_REROUTE_OBJECT, pinLayout(bpffsDir), cap, new Set(), opts.log ?? (() => {}), encodeSkLookupConfig(netnsCookie));
+  try {
+    mkdirSync(join(bpffsDir, 'progs', netnsCookie.toString()), { recursive: true });
+    for (const program of TC_REROUTE_PROGRAMS) {
+      const path = progPinPath(bpffsDir, netnsCookie, program);
+      if (existsSync(path)) unlinkSync(path);
+      bpf.objPin(bpf.programFd(bpf.findProgram(obj, program)), path);
+    }
+  } finally {
+    bpf.closeObject(obj);
+  }
+}
 
 /** Our filters' preference on an interface, so that removing them touches nothing else. */
 export const REROUTE_TC_PREF = 0x5c1;
