@@ -22,7 +22,7 @@ function pinRerouteInstance(netnsCookie: bigint, opts: LoaderOptions): void {
   const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
   if (TC_REROUTE_PROGRAMS.every((p) => existsSync(progPinPath(bpffsDir, netnsCookie, p)))) return;
   const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
-  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, TC_REROUTE_OBJECT, pinLayout(bpffsDir), cap, new Set(), opts.log ?? (() => {}), encodeSkLookupConfig(netnsCookie));
+  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, TC_REROUTE_OBJECT, pinLayout(bpffsDir), cap, new Set(), opts.log ?? (() => {}), { rodata: encodeSkLookupConfig(netnsCookie) });
   try {
     mkdirSync(join(bpffsDir, 'progs', netnsCookie.toString()), { recursive: true });
     for (const program of TC_REROUTE_PROGRAMS) {

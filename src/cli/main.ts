@@ -78,6 +78,11 @@ program
   .description('what is attached and pinned, per-pod state and counters')
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
   .option('--listen <addr>', "the daemon's HTTP address", DEFAULT_LISTEN)
+  .option('--source <spec>', 'also list the pods of this source (kubernetes or file:PATH) and whether the kernel holds each one\'s policy')
+  .option('--kubeconfig <path>', 'kubeconfig (kubernetes source; default: $KUBECONFIG, else in-cluster)')
+  .option('--node <name>', 'this node (kubernetes source; default: $NODE_NAME)')
+  .option('--proc-root <dir>', "the host's /proc (kubernetes source)", '/proc')
+  .option('--config <path>', 'node-wide defaults (YAML)')
   .option('--json', 'print JSON')
   .action(async (opts) => (await kernel()).runStatus(opts));
 
@@ -104,6 +109,7 @@ program
   .command('doctor')
   .description('kernel features, cgroup2, bpffs, BTF and the sockmap wake-up regression')
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--listen <addr>', "the daemon's HTTP address, for the pod checks", DEFAULT_LISTEN)
   .option('--json', 'print JSON')
   .action(async (opts) => {
     process.exitCode = await (await kernel()).runDoctorCommand(opts);

@@ -8,8 +8,8 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PodState } from '../../src/daemon/reconcile.js';
 import { bpfRequirementsMissing, connect, reapStale } from './bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, reapStaleWorkDirs, REMOTE, waitFor, type Daemon, type World } from './harness/daemon.js';
-import { createKubeWorld, type KubeWorld } from './harness/kube-world.js';
+import { createWorld, killAllDaemons, metric, reapStaleWorkDirs, REMOTE, sluice, waitFor, type Daemon, type World } from './harness/daemon.js';
+import { createKubeWorld, KUBE_NODE, type KubeWorld } from './harness/kube-world.js';
 import type { ProbeResult } from './harness/probe.js';
 import { createTopology, reapStaleNamespaces, type Topology } from './harness/topology.js';
 
@@ -63,7 +63,7 @@ function sidecarExcluding(port: string) {
 }
 
 test.serial('pods are found by their kubepods cgroup alone and captured; the netns annotation is ignored', async (t) => {
-  await inKubeWorld(t, 2, async ({ w, api, podObject, daemon }) => {
+  await inKubeWorld(t, 2, async ({ w, api, podObject, daemon, kubeconfig }) => {
     api.upsert('pods', podObject(0, '') as never);
     api.upsert('pods', podObject(1, '') as never);
     const d = await daemon();
@@ -83,6 +83,14 @@ test.serial('pods are found by their kubepods cgroup alone and captured; the net
       t.true(passed(proxy, `peer${i}`), `pod${i} proxy: ${where(proxy)}`);
     }
     t.true((await d.get('/readyz')).body.includes('source kubernetes: in sync'));
+    // The same cluster through the CLI: status (source against kernel) and explain.
+    const status = await sluice(['status', '--bpffs', w.bpffs, '--listen', `127.0.0.1:${d.port}`, '--source', 'kubernetes', '--kubeconfig', kubeconfig, '--node', KUBE_NODE, '--json']);
+    t.is(status.code, 0, status.stderr);
+    const sourcePods = (JSON.parse(status.stdout) as { sourcePods: { name: string; inKernel: boolean; netnsCookie: string }[] }).sourcePods;
+    t.deepEqual(sourcePods.map((p) => [p.name, p.inKernel, p.netnsCookie]).sort(), pods.map((p) => [p.name, true, p.netnsCookie]).sort());
+    const explain = await sluice(['explain', '--source', 'kubernetes', '--kubeconfig', kubeconfig, 'default/pod0', REMOTE, '--json']);
+    t.is(explain.code, 0, explain.stderr);
+    t.like(JSON.parse(explain.stdout), { outcome: 'outbound-proxy', port: 15001, originalDestination: REMOTE });
     t.is(metric(await d.metrics(), 'sluice_source_synced'), 1);
   });
 });
@@ -185,6 +193,10 @@ test.serial("a pod whose netns holds istio-init's ISTIO_* chains is left to ipta
     const m = await d.metrics();
     t.is(metric(m, 'sluice_pods_double_capture'), 1);
     t.true(metric(m, 'sluice_reconcile_errors_total', { reason: 'double_capture' }) >= 1);
+    const { podChecks } = await import('../../src/cli/doctor-pods.js');
+    const doctor = await podChecks(`127.0.0.1:${d.port}`);
+    t.like(doctor.find((c) => c.name === 'double capture'), { status: 'warn' });
+    t.regex(doctor.find((c) => c.name === 'double capture')!.detail, /default\/pod1/);
     // sluice holds no entry for pod1: its chain (empty here) is all that acts on it.
     t.is(where(await appConnect(w, w.pods[1]!.pod.path)), 'peer1:80 origDst=null');
     t.true(captured(await appConnect(w, w.pods[0]!.pod.path), 'pod0'));
