@@ -126,15 +126,33 @@ static __always_inline int reroute_listener(const struct sluice_pod_policy *p, _
 	return 1;
 }
 
-/* A record this program wrote for the connection (VM end `client`, listener `l`). */
-static __always_inline struct sluice_orig_dst *reroute_record(const struct endpoint *client, const struct endpoint *l,
-							     __u64 netns_cookie, struct sluice_conn_key *key)
+/* The original destination recorded for the connection (VM end `client`, listener `l`)
+ * by this program, into `orig`; 0 when there is none. */
+static __always_inline int reroute_recorded(const struct endpoint *client, const struct endpoint *l, __u64 netns_cookie,
+					    struct endpoint *orig)
 {
+	struct sluice_conn_key key;
 	struct sluice_orig_dst *rec;
 
-	conn_key_make(key, client, l, netns_cookie);
-	rec = bpf_map_lookup_elem(&sluice_conns, key);
-	return rec && rec->step == SLUICE_STEP_IN_1 ? rec : NULL;
+	conn_key_make(&key, client, l, netns_cookie);
+	rec = bpf_map_lookup_elem(&sluice_conns, &key);
+	if (!rec || rec->step != SLUICE_STEP_IN_1)
+		return 0;
+	addr_copy(orig->addr, rec->addr);
+	orig->port = rec->port;
+	orig->family = rec->family;
+	return 1;
+}
+
+/* The pod's policy, when the packet is TCP and the pod has interface sets; else NULL. */
+static __always_inline const struct sluice_pod_policy *reroute_policy(struct __sk_buff *skb, __u64 netns_cookie,
+								      struct reroute_pkt *pk)
+{
+	const struct sluice_pod_policy *p = pod_policy(netns_cookie);
+
+	if (!p || !(p->flags & SLUICE_POLICY_HAS_INTERFACES) || !reroute_parse(skb, pk))
+		return NULL;
+	return p;
 }
 
 static __always_inline int reroute_listener_present(__u64 netns_cookie, __be16 port, __u8 family)

@@ -16,24 +16,16 @@ SEC("tc")
 int sluice_reroute_ingress(struct __sk_buff *skb)
 {
 	__u64 netns_cookie = sluice_config.netns_cookie;
-	const struct sluice_pod_policy *p = pod_policy(netns_cookie);
-	struct sluice_conn_key key;
-	struct sluice_orig_dst *rec;
 	struct reroute_pkt pk = {};
 	struct endpoint l = {}, orig = {};
+	const struct sluice_pod_policy *p = reroute_policy(skb, netns_cookie, &pk);
 
-	if (!p || !(p->flags & SLUICE_POLICY_HAS_INTERFACES) || !reroute_parse(skb, &pk))
-		return TC_ACT_OK;
-	if (!reroute_listener(p, pk.dst.family, &l))
+	if (!p || !reroute_listener(p, pk.dst.family, &l))
 		return TC_ACT_OK;
 	if ((pk.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
 		return reroute_new_connection(skb, p, &pk, &l, netns_cookie);
-	rec = reroute_record(&pk.src, &l, netns_cookie, &key);
-	if (!rec)
+	if (!reroute_recorded(&pk.src, &l, netns_cookie, &orig))
 		return TC_ACT_OK;
-	orig.family = rec->family;
-	orig.port = rec->port;
-	addr_copy(orig.addr, rec->addr);
 	if (orig.port != pk.dst.port || !endpoint_addr_eq(&orig, &pk.dst))
 		return TC_ACT_OK; /* the tuple is recorded for another destination: not ours */
 	return reroute_rewrite(skb, &pk, 1, &pk.dst, &l) ? TC_ACT_SHOT : TC_ACT_OK;
@@ -43,21 +35,13 @@ SEC("tc")
 int sluice_reroute_egress(struct __sk_buff *skb)
 {
 	__u64 netns_cookie = sluice_config.netns_cookie;
-	const struct sluice_pod_policy *p = pod_policy(netns_cookie);
-	struct sluice_conn_key key;
-	struct sluice_orig_dst *rec;
 	struct reroute_pkt pk = {};
 	struct endpoint l = {}, orig = {};
+	const struct sluice_pod_policy *p = reroute_policy(skb, netns_cookie, &pk);
 
-	if (!p || !(p->flags & SLUICE_POLICY_HAS_INTERFACES) || !reroute_parse(skb, &pk))
+	if (!p || !reroute_listener(p, pk.src.family, &l) || pk.src.port != l.port || !endpoint_addr_eq(&pk.src, &l))
 		return TC_ACT_OK;
-	if (!reroute_listener(p, pk.src.family, &l) || pk.src.port != l.port || !endpoint_addr_eq(&pk.src, &l))
+	if (!reroute_recorded(&pk.dst, &l, netns_cookie, &orig))
 		return TC_ACT_OK;
-	rec = reroute_record(&pk.dst, &l, netns_cookie, &key);
-	if (!rec)
-		return TC_ACT_OK;
-	addr_copy(orig.addr, rec->addr);
-	orig.port = rec->port;
-	orig.family = rec->family;
 	return reroute_rewrite(skb, &pk, 0, &pk.src, &orig) ? TC_ACT_SHOT : TC_ACT_OK;
 }
