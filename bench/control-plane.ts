@@ -62,6 +62,9 @@ async function coldStartAndChanges() {
       const dp = BpfDataPlane.open({ bpffsDir: w.bpffs });
       try {
         await waitFor(`${PODS} policies in the kernel`, async () => (dp.listPolicies().length === PODS ? true : undefined), 120_000, 20);
+      } catch (e) {
+        if (process.env.SLUICE_BENCH_LOG) writeFileSync(process.env.SLUICE_BENCH_LOG, d.output());
+        throw new Error(`${(e as Error).message} (${dp.listPolicies().length} there)`);
       } finally {
         dp.close();
       }
@@ -78,6 +81,7 @@ async function coldStartAndChanges() {
         }, 5000, 2);
         latencies.push(Date.now() - start);
       }
+      await d.stop();
       return { pods: PODS, coldStartMs, healthyMs, rssMiB: Math.round(rss * 10) / 10, sidecarChangeMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), n: latencies.length } };
     } finally {
       await ns.destroy();

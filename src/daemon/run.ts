@@ -17,6 +17,7 @@ import { createHttpServer } from './http.js';
 import { serveLookupSocket } from './lookup.js';
 import { Metrics } from './metrics.js';
 import { IstioChainsCheck, nsenterSave } from './istio-iptables.js';
+import { CachedNetnsResolver } from './netns-cache.js';
 import { Reconciler } from './reconcile.js';
 
 export interface DaemonOptions {
@@ -142,7 +143,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (verdict !== 'absent') changed();
   });
   metrics.doubleCaptured = () => chains.count('present');
-  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log, chains);
+  const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains);
 
   const sync = () => {
     let read;
