@@ -11,12 +11,11 @@ import { buildPolicy } from '../../src/policy/build.js';
 import { DEFAULT_CONFIG, type NodeConfig } from '../../src/policy/config.js';
 import type { Pod } from '../../src/policy/k8s.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
-import { bpfRequirementsMissing, reapStale } from './bpf-fixture.js';
 import { ebpfBackend } from './harness/bpf-backend.js';
 import { goldenBackend, goldenCases, readGolden, type Identity } from './harness/golden.js';
-import { checkRequirements } from './harness/requirements.js';
 import { cleanupAll, runPolicy } from './harness/runner.js';
-import { ADDRESSES, reapStaleNamespaces } from './harness/topology.js';
+import { iptablesAndBpfMissing, reapLeftovers } from './harness/suite.js';
+import { ADDRESSES } from './harness/topology.js';
 
 interface GoldenConfig {
   /** Pod annotations on top of istio-iptables' bare defaults (BARE below). */
@@ -124,22 +123,10 @@ function policyOf(golden: string, cfg: GoldenConfig) {
   return buildPolicy(podOf(golden, cfg), [], config);
 }
 
-function requirementsMissing(): string | null {
-  try {
-    checkRequirements({ iptables: true });
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return bpfRequirementsMissing();
-}
-const missing = requirementsMissing();
+const missing = iptablesAndBpfMissing();
 const tally = { equal: 0, different: 0 };
 
-test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-});
+test.before(() => reapLeftovers(missing));
 
 test.after.always(async () => {
   await cleanupAll();
