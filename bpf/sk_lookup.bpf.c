@@ -46,6 +46,16 @@ static __always_inline struct bpf_sock *proxy_listener(__u64 netns_cookie, __be1
 	return sk;
 }
 
+static __always_inline int rerouted(const struct inbound_conn *c, __u64 netns_cookie)
+{
+	struct sluice_conn_key key;
+	struct sluice_orig_dst *rec;
+
+	conn_key_make(&key, &c->src, &c->dst, netns_cookie);
+	rec = bpf_map_lookup_elem(&sluice_conns, &key);
+	return rec && rec->step == SLUICE_STEP_IN_1;
+}
+
 SEC("sk_lookup")
 int sluice_sk_lookup(struct bpf_sk_lookup *ctx)
 {
@@ -88,6 +98,10 @@ int sluice_sk_lookup_steer(struct bpf_sk_lookup *ctx)
 	}
 	c.ifindex = ctx->ingress_ifindex;
 	c.tcp = ctx->protocol == IPPROTO_TCP;
+
+	/* Rerouted by tc (reroute.h): decided and counted there, already addressed to P_OUT. */
+	if ((p->flags & SLUICE_POLICY_HAS_INTERFACES) && c.tcp && rerouted(&c, netns_cookie))
+		return SK_PASS;
 
 	d = decide_inbound(p, &c);
 	count_decision(d.outcome, d.step);

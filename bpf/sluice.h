@@ -283,7 +283,8 @@ struct sluice_addr_key {
 
 /* Read-only configuration of one sk_lookup program instance (.rodata). sk_lookup
  * programs can call neither bpf_get_netns_cookie nor bpf_get_attach_cookie (6.18), so
- * each pod netns gets its own instance that knows its cookie. */
+ * each pod netns gets its own instance that knows its cookie. The tc reroute programs
+ * use the same configuration, per pod, for the same reason. */
 struct sluice_sk_lookup_config {
 	__u64 netns_cookie;
 };

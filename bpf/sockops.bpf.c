@@ -5,7 +5,8 @@
  *    record is copied to the connection key the proxy computes from its accepted socket;
  *  - state change to CLOSE: that record is deleted, so records never leak;
  *  - passive established: an accepted socket in a captured pod is marked, so that
- *    SO_ORIGINAL_DST answers with its local address like conntrack would;
+ *    SO_ORIGINAL_DST answers with its local address like conntrack would; a rerouted VM
+ *    connection's record (tc_reroute.bpf.c) is adopted, to be deleted at close;
  *  - listen: a proxy listener (P_IN, P_OUT) enters the listener map for inbound steering;
  *  - acceleration on: an established socket of a captured pod whose peer is on this node
  *    enters sluice_accel (accel.h), and leaves it when the connection closes.
@@ -66,6 +67,25 @@ static __always_inline void forget_connection(struct bpf_sock *sk)
 	}
 }
 
+/* A VM connection the tc reroute program recorded (reroute.h): the accepted socket owns
+ * the record from now on, so it is deleted at close like an app socket's. */
+static __always_inline void adopt_reroute_record(struct bpf_sock_ops *skops, struct sluice_sock_state *st)
+{
+	struct endpoint local, remote;
+	struct sluice_conn_key key;
+	struct sluice_orig_dst *rec;
+
+	sock_ops_endpoints(skops, &local, &remote);
+	conn_key_make(&key, &remote, &local, bpf_get_netns_cookie(skops));
+	rec = bpf_map_lookup_elem(&sluice_conns, &key);
+	if (!rec || rec->step != SLUICE_STEP_IN_1)
+		return;
+	st->orig = *rec;
+	st->conn = key;
+	st->flags |= SLUICE_SOCK_CONN_RECORDED;
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
 static __always_inline void mark_accepted(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
 	struct sluice_sock_state *st;
@@ -73,10 +93,12 @@ static __always_inline void mark_accepted(struct bpf_sock_ops *skops, struct bpf
 	if (!pod_policy(bpf_get_netns_cookie(skops)))
 		return;
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (st)
-		st->flags |= SLUICE_SOCK_ACCEPTED;
-	else
+	if (!st) {
 		count(SLUICE_COUNTER_SOCK_STORAGE_FAILED);
+		return;
+	}
+	st->flags |= SLUICE_SOCK_ACCEPTED;
+	adopt_reroute_record(skops, st);
 }
 
 static __always_inline void remember_listener(struct bpf_sock_ops *skops)

@@ -9,6 +9,7 @@ import { attachNetns, detachNetns, install, linkedNetns, type InstallOptions, ty
 import { SluiceMaps } from './maps.js';
 import { netnsCookie, netnsIfindex } from './netns.js';
 import { PolicyMaps, type PodNetns, type Route } from './policy-map.js';
+import { RerouteAttachments } from './tc.js';
 
 export class UnknownNetnsError extends Error {
   override readonly name = 'UnknownNetnsError';
@@ -53,13 +54,16 @@ export interface ApplyReport {
 
 export class BpfDataPlane implements DataPlane, NetnsResolver {
   private readonly paths = new Map<bigint, string>();
+  private readonly reroute: RerouteAttachments;
 
   private constructor(
     readonly maps: SluiceMaps,
     private readonly policies: PolicyMaps,
     private readonly opts: LoaderOptions,
     readonly installReport: InstallReport | null,
-  ) {}
+  ) {
+    this.reroute = new RerouteAttachments(opts);
+  }
 
   /** Installs (or adopts) the data plane and opens its maps. */
   static install(opts: InstallOptions): BpfDataPlane {
@@ -98,6 +102,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
     let linked: boolean;
     try {
       linked = attachNetns(cookie, path, this.opts);
+      this.reroute.sync(cookie, path, policy.rerouteInterfaces);
     } catch (err) {
       if (isNew) this.policies.remove(cookie); // all or nothing for a new pod
       throw err;
@@ -108,6 +113,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
 
   removePolicy(cookie: bigint): void {
     this.policies.remove(cookie);
+    this.reroute.remove(cookie, this.paths.get(cookie));
     detachNetns(cookie, this.opts.bpffsDir);
   }
 

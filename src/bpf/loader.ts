@@ -7,6 +7,7 @@
 //   <bpffs>/maps/<map>            every map of bpf/maps.h
 //   <bpffs>/links/<program>       cgroup links, and the sk_msg link on sluice_accel
 //   <bpffs>/links/netns/<cookie>  sk_lookup link of one pod netns
+//   <bpffs>/progs/<cookie>/<prog> tc reroute programs of one pod netns (attached by tc.ts)
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { encodeSkLookupConfig } from './codec.js';
 import * as bpf from './libbpf.js';
 import { ATTACH_TYPES } from './probe-facts.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
+import { unpinRerouteInstances } from './tc-pins.js';
 
 export const DEFAULT_BPFFS_DIR = '/sys/fs/bpf/sluice';
 export const DEFAULT_OBJECT_DIR = fileURLToPath(new URL('../../bpf/build/', import.meta.url));
@@ -61,6 +63,10 @@ export const SK_MSG_OBJECT = 'sk_msg';
 export const SK_MSG_PROGRAM = 'sluice_sk_msg';
 export const ACCEL_MAP = 'sluice_accel';
 
+/** tc programs for reroute (KubeVirt) interfaces: one instance per pod netns, attached by tc.ts. */
+export const TC_REROUTE_OBJECT = 'tc_reroute';
+
+/** The pinned tc programs of one pod netns: <bpffs>/progs/<cookie>/<program>. */
 export interface Capacity {
   /** Captured pods per node. */
   pods: number;
@@ -202,14 +208,14 @@ function checkReusable(name: string, pinPath: string, pinned: MapShape, wanted: 
  * Opens and loads one object so that its maps are the shared, pinned ones. A pinned map
  * keeps the capacity it was created with (changing it needs an uninstall).
  */
-interface OpenExtras {
+export interface OpenExtras {
   /** The object's .rodata (the sk_lookup entry's netns cookie). */
   rodata?: Buffer;
   /** Programs of the object not to load. */
   skip?: string[];
 }
 
-function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity, warned: Set<string>, log: (m: string) => void, extras: OpenExtras = {}): bpf.BpfObject {
+export function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity, warned: Set<string>, log: (m: string) => void, extras: OpenExtras = {}): bpf.BpfObject {
   const { rodata, skip = [] } = extras;
   const obj = bpf.openObject(objectPath(objectDir, object));
   try {
@@ -344,6 +350,10 @@ export function install(opts: InstallOptions): InstallReport {
     for (const object of [...CGROUP_PROGRAMS.map((p) => p.object), SK_MSG_OBJECT]) {
       if (!objects.has(object)) objects.set(object, openShared(objectDir, object, pins, cap, warned, log));
     }
+    // The tc reroute programs are loaded per pod (tc.ts); load them once here too, so a
+    // broken object fails the install, and drop old builds' pins (see pinRerouteInstance).
+    bpf.closeObject(openShared(objectDir, TC_REROUTE_OBJECT, pins, cap, warned, log, { rodata: encodeSkLookupConfig(0n) }));
+    unpinRerouteInstances(pins.root);
     // The steering program every pod netns tail-calls: swapped in place on each start,
     // so an upgrade reaches every netns at once. The pinned prog array keeps it loaded.
     const lookup = openShared(objectDir, SK_LOOKUP_OBJECT, pins, cap, warned, log, { rodata: encodeSkLookupConfig(0n) });
@@ -465,6 +475,7 @@ export function uninstall(bpffsDir: string = DEFAULT_BPFFS_DIR): UninstallReport
       if (detachPinnedLink(p)) report.detached.push(name);
     }
   }
+  unpinRerouteInstances(pins.root);
   if (existsSync(pins.maps)) {
     for (const name of readdirSync(pins.maps)) {
       unlinkSync(join(pins.maps, name));

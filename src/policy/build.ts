@@ -13,7 +13,7 @@ import {
 import { isId, type NodeConfig } from './config.js';
 import { PolicyError } from './errors.js';
 import { policyLimitErrors } from './limits.js';
-import { PROXY_CONTAINER, objectName, type Pod, type Sidecar } from './k8s.js';
+import { INIT_CONTAINER, PROXY_CONTAINER, objectName, type Pod, type Sidecar } from './k8s.js';
 import { canonicalIp, isLoopbackRange, isPort } from './net.js';
 import { selectSidecar } from './sidecar.js';
 import {
@@ -23,6 +23,9 @@ import {
   type CapturePolicy,
   type PodRef,
 } from './types.js';
+
+/** istio-iptables' owner-group filters (env of istio-init). */
+export const OWNER_GROUP_ENV = ['ISTIO_OUTBOUND_OWNER_GROUPS', 'ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE'] as const;
 
 export type PolicyResult =
   | { status: 'captured'; pod: PodRef; policy: CapturePolicy; warnings: string[] }
@@ -57,6 +60,12 @@ function annotationLookup(pod: Pod, sidecar: Sidecar | null, config: NodeConfig)
 function proxyContainer(pod: Pod) {
   const all = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])];
   return all.find((c) => c.name === PROXY_CONTAINER);
+}
+
+/** istio-init's environment: istio-iptables settings that have no pod annotation. */
+function initEnv(pod: Pod, name: string): string | undefined {
+  const init = (pod.spec?.initContainers ?? []).find((c) => c.name === INIT_CONTAINER);
+  return init?.env?.find((e) => e.name === name)?.value;
 }
 
 export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): PolicyResult {
@@ -138,6 +147,15 @@ export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): 
   const proxyUids = runAsUser !== undefined ? [runAsUser] : [...config.proxyUids];
   const proxyGids = runAsGroup !== undefined ? [runAsGroup] : runAsUser !== undefined ? [runAsUser] : [...(config.proxyGids ?? config.proxyUids)];
 
+  // Owner groups: capture only (or all but) some groups' traffic. Not implemented yet, so
+  // refused rather than ignored: ignoring them would capture traffic Istio leaves alone.
+  for (const name of OWNER_GROUP_ENV) {
+    const v = initEnv(pod, name);
+    if (v !== undefined && v.trim() !== '' && v.trim() !== '*') {
+      errors.push(new PolicyError('UNSUPPORTED', podObj, `containers[${INIT_CONTAINER}].env.${name}`, v, `sluice does not capture by owner group; remove ${name} (all groups are captured)`));
+    }
+  }
+
   const dnsEnv = proxy?.env?.find((e) => e.name === 'ISTIO_META_DNS_CAPTURE')?.value;
   const dnsCapture = dnsEnv !== undefined ? dnsEnv.trim().toLowerCase() === 'true' : config.dnsCapture;
 
@@ -212,6 +230,7 @@ export function buildPolicy(pod: Pod, sidecars: Sidecar[], config: NodeConfig): 
     rerouteInterfaces,
     excludeOutboundBinds,
     dnsCapture,
+    ...(mode === 'TPROXY' ? { interceptionMode: 'TPROXY' as const } : {}),
     sidecar: sidecar ? objectName(sidecar.metadata) : null,
   };
   const limitErrors = policyLimitErrors(policy, podObj, max);

@@ -10,7 +10,9 @@ export type PolicyErrorCode =
   | 'BAD_OBJECT'
   | 'BAD_CONFIG'
   | 'BAD_ANNOTATION'
-  | 'TOO_MANY';
+  | 'TOO_MANY'
+  /** A setting istio-iptables has and sluice does not implement: refused, never ignored. */
+  | 'UNSUPPORTED';
 
 /** Longest value quoted in a message: an annotation may be megabytes long. */
 const QUOTED_MAX = 200;

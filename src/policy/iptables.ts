@@ -91,6 +91,9 @@ function renderFamily(policy: CapturePolicy, family: Family): string {
 
   return [
     `# sluice: istio-iptables equivalent for ${policy.pod.namespace}/${policy.pod.name} (IPv${family})`,
+    ...(policy.interceptionMode === 'TPROXY'
+      ? ['# interceptionMode TPROXY: sluice captures it as REDIRECT with the same decisions; its inbound keeps the original addresses (no NAT), as TPROXY does. These are the REDIRECT-mode rules.']
+      : []),
     '*nat',
     ':PREROUTING ACCEPT [0:0]',
     ':INPUT ACCEPT [0:0]',

@@ -54,6 +54,7 @@ export const SIDECAR_API_VERSIONS: readonly string[] = Object.freeze([
 ]);
 
 export const PROXY_CONTAINER = 'istio-proxy';
+export const INIT_CONTAINER = 'istio-init';
 
 export function objectName(meta: ObjectMeta): string {
   return `${meta.namespace ?? 'default'}/${meta.name ?? '?'}`;

@@ -48,6 +48,12 @@ export interface CapturePolicy {
   rerouteInterfaces: string[];
   excludeOutboundBinds: BindExclusion[];
   dnsCapture: boolean;
+  /**
+   * Set only for `sidecar.istio.io/interceptionMode: TPROXY`: captured exactly as REDIRECT
+   * (sluice's inbound never NATs, so the proxy keeps the original addresses, as under
+   * TPROXY). NONE is never a policy: the pod is uncaptured.
+   */
+  interceptionMode?: 'TPROXY';
   /** `namespace/name` of the Sidecar that fed this policy, or null. */
   sidecar: string | null;
 }

@@ -29,6 +29,10 @@ function out(policyName: string, name: string, dst: string, port: number, who: {
   return { id: `${policyName}/${name}`, policyName, conn, client: { netns: 'pod', uid, gid, ...(who.src ? { src: who.src } : {}) } };
 }
 
+function udp(c: OracleCase): OracleCase {
+  return { ...c, conn: { ...c.conn, protocol: 'udp' } };
+}
+
 function inb(policyName: string, name: string, dst: string, port: number, src: string, iface?: string): OracleCase {
   const conn: Connection = { direction: 'inbound', protocol: 'tcp', dst: { ip: dst, port }, src, ...(iface ? { interface: iface } : {}) };
   return { id: `${policyName}/${name}`, policyName, conn, client: { netns: 'peer' } };
@@ -63,6 +67,15 @@ const EXTRA: Record<string, PolicyRun> = {
       inb('exclude-pod-interface', 'inbound-app-port', A.pod4, 8080, A.peer4, topo.pod.ifname),
     ],
   },
+  // Step 1 on the DNS path: port-53 traffic that leaves by an excluded interface passes.
+  'exclude-pod-interface-dns': {
+    policy: makePolicy({ dnsCapture: true }),
+    cases: (topo) => [
+      out('exclude-pod-interface-dns', 'app-dns-tcp', A.remote4, 53, { iface: topo.pod.ifname }),
+      udp(out('exclude-pod-interface-dns', 'app-dns-udp', A.remote4, 53, { iface: topo.pod.ifname })),
+      udp(out('exclude-pod-interface-dns', 'app-dns-udp-v6', A.remote6, 53, { iface: topo.pod.ifname })),
+    ],
+  },
   'exclude-loopback-interface': {
     policy: makePolicy({ excludeInterfaces: ['lo'] }),
     cases: () => [out('exclude-loopback-interface', 'proxy-hairpin', A.pod4, 8080, { uid: 1337, src: A.pod4 }), out('exclude-loopback-interface', 'app-remote', A.remote4, 80)],
@@ -83,7 +96,7 @@ const EXTRA: Record<string, PolicyRun> = {
 
 /** Per-topology policy fields: interface names exist only once the topology does. */
 function bindTopology(name: string, policy: CapturePolicy, topo: Topology): CapturePolicy {
-  if (name === 'exclude-pod-interface') return { ...policy, excludeInterfaces: [topo.pod.ifname] };
+  if (name === 'exclude-pod-interface' || name === 'exclude-pod-interface-dns') return { ...policy, excludeInterfaces: [topo.pod.ifname] };
   if (name === 'reroute-interface') return { ...policy, rerouteInterfaces: [topo.pod.ifname] };
   return policy;
 }

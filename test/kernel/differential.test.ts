@@ -5,32 +5,18 @@
 // as deliberately fixed; there, each backend must do what its own mode of decide() says.
 import test from 'ava';
 import { decide } from '../../src/policy/decide.js';
-import { bpfRequirementsMissing, reapStale } from './bpf-fixture.js';
 import { iptablesBackend } from './harness/backend.js';
 import { ebpfBackend } from './harness/bpf-backend.js';
 import { CASES, POLICIES } from './harness/cases.js';
 import { expectedObservation } from './harness/observe.js';
-import { checkRequirements } from './harness/requirements.js';
 import { cleanupAll, runPolicy } from './harness/runner.js';
-import { reapStaleNamespaces } from './harness/topology.js';
+import { iptablesAndBpfMissing, reapLeftovers } from './harness/suite.js';
 
-function requirementsMissing(): string | null {
-  try {
-    checkRequirements({ iptables: true });
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return bpfRequirementsMissing();
-}
-const missing = requirementsMissing();
+const missing = iptablesAndBpfMissing();
 
 const tally = { equal: 0, quirk: 0 };
 
-test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-});
+test.before(() => reapLeftovers(missing));
 
 test.after.always(async () => {
   await cleanupAll();

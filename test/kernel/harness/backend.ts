@@ -23,13 +23,13 @@ export interface CaptureBackend {
 }
 
 /** `iptables-restore` (or ip6tables-restore) inside the pod netns, rules on stdin. */
-function restore(topo: Topology, family: 4 | 6, rules: string): Promise<unknown> {
+export function restore(topo: Topology, family: 4 | 6, rules: string): Promise<unknown> {
   const cmd = tool(family === 4 ? 'iptables-restore' : 'ip6tables-restore');
   // `ip netns exec` so the restore runs in the pod netns: nothing touches the host's tables.
   return exec(tool('ip'), ['netns', 'exec', topo.pod.name, cmd], { input: rules });
 }
 
-const EMPTY_NAT = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', 'COMMIT', ''].join('\n');
+export const EMPTY_NAT = ['*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', 'COMMIT', ''].join('\n');
 
 /** The baseline: the rules istio-iptables would write, rendered by src/policy/iptables.ts. */
 export const iptablesBackend: CaptureBackend = {

@@ -41,7 +41,8 @@ export const POLICIES: Record<string, CapturePolicy> = {
   'two-proxy-uids': makePolicy({ proxyUids: [1337, 1338] }),
 };
 
-export type NetnsRole = 'pod' | 'peer';
+/** `vm`: the VM netns behind a reroute interface (topologies with a vmIfname only). */
+export type NetnsRole = 'pod' | 'peer' | 'vm';
 
 export interface OracleCase {
   /** `policy/name-v4`: unique across the whole list. */

@@ -35,7 +35,7 @@ export function observationOf(result: ProbeResult): Observation {
   const s = result.server;
   const obs: Observation = {
     listener: `${s.server}:${s.port}`,
-    origDst: s.server === 'peer' ? null : s.origDst,
+    origDst: s.server === 'peer' || s.server === 'vm' ? null : s.origDst,
     peerSeen: ipOf(s.peer),
     clientPeer: result.clientPeer,
   };

@@ -6,7 +6,7 @@ import type { CaptureBackend, RunEnv } from './backend.js';
 import type { OracleCase } from './cases.js';
 import { isPodLocal, observationOf, type Observation } from './observe.js';
 import { probeConnect, startServer, stopAllServers, type ProbeResult, type ProbeServer } from './probe.js';
-import { createTopology, destroyAllTopologies, type Topology } from './topology.js';
+import { createTopology, destroyAllTopologies, type Topology, type TopologyOptions } from './topology.js';
 
 export interface RunRecord {
   backend: string;
@@ -44,11 +44,14 @@ export function serverPorts(policy: CapturePolicy, cases: OracleCase[]) {
 export interface RunOptions {
   /** Per-connection timeout for the probe client. */
   timeoutMs?: number;
+  /** Interface names and the VM netns (the Istio golden suite). */
+  topology?: TopologyOptions;
 }
 
 /** Runs one case in a prepared topology. */
 export async function runCase(topo: Topology, c: OracleCase, opts: RunOptions = {}, env: RunEnv = {}): Promise<ProbeResult> {
-  const ns = c.client.netns === 'pod' ? topo.pod : topo.peer;
+  const ns = c.client.netns === 'vm' ? topo.vm : topo[c.client.netns];
+  if (!ns) throw new Error(`${c.id}: the case runs in the VM netns, but the topology has none (set RunOptions.topology.vmIfname)`);
   return probeConnect({
     netnsPath: ns.path,
     ...(env.cgroupPath !== undefined ? { cgroupPath: env.cgroupPath } : {}),
@@ -70,7 +73,7 @@ export async function runPolicy(
   cases: OracleCase[],
   opts: RunOptions = {},
 ): Promise<Record<string, RunRecord>> {
-  const topo = await createTopology();
+  const topo = await createTopology(opts.topology);
   const cgroup = backend.usesCgroup ? createCgroup() : null;
   const env: RunEnv = cgroup ? { cgroupPath: cgroup.path } : {};
   const servers: ProbeServer[] = [];
@@ -79,6 +82,7 @@ export async function runPolicy(
     // Servers first: capture must find its listeners already bound, as in a running pod.
     servers.push(await startServer({ name: 'pod', netnsPath: topo.pod.path, tcp: ports.podTcp, udp: ports.podUdp, ...env }));
     servers.push(await startServer({ name: 'peer', netnsPath: topo.peer.path, tcp: ports.peerTcp, udp: ports.peerUdp, ...env }));
+    if (topo.vm) servers.push(await startServer({ name: 'vm', netnsPath: topo.vm.path, tcp: ports.peerTcp, udp: ports.peerUdp, ...env }));
     await backend.install(topo, policy, env);
     const out: Record<string, RunRecord> = {};
     try {
