@@ -165,6 +165,7 @@ const MAP_INFO_ID = 4;
 const LINK_INFO_SIZE = 64;
 const LINK_INFO_CGROUP_ID = 16;
 const LINK_INFO_SOCKMAP_MAP_ID = 16;
+const LINK_INFO_NETNS_INO = 16;
 
 type MapShape = ReturnType<typeof bpf.mapShape>;
 
@@ -369,10 +370,11 @@ export function netnsLinkPath(bpffsDir: string, netnsCookie: bigint): string {
 }
 
 /**
- * Links an sk_lookup instance that knows `netnsCookie` to the netns at `netnsPath`.
- * Returns false when that netns already has one (adopted as it is).
+ * Links an sk_lookup instance that knows `netnsCookie` to the netns open as `netnsFd`
+ * (opened and checked by netns.ts withPodNetns: never a path here, which a pod could point
+ * at a FIFO or swap). Returns false when that netns already has one (adopted as it is).
  */
-export function attachNetns(netnsCookie: bigint, netnsPath: string, opts: LoaderOptions = {}): boolean {
+export function attachNetns(netnsCookie: bigint, netnsFd: number, opts: LoaderOptions = {}): boolean {
   const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
   const path = netnsLinkPath(bpffsDir, netnsCookie);
   if (existsSync(path)) return false;
@@ -381,16 +383,26 @@ export function attachNetns(netnsCookie: bigint, netnsPath: string, opts: Loader
   const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
   const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, SK_LOOKUP_OBJECT, pins, cap, new Set(), opts.log ?? (() => {}), encodeSkLookupConfig(netnsCookie));
   try {
-    const netnsFd = openSync(netnsPath, 'r');
-    try {
-      bpf.pinAndRelease(bpf.attachNetns(bpf.findProgram(obj, SK_LOOKUP_PROGRAM), netnsFd), path);
-    } finally {
-      closeSync(netnsFd);
-    }
+    bpf.pinAndRelease(bpf.attachNetns(bpf.findProgram(obj, SK_LOOKUP_PROGRAM), netnsFd), path);
   } finally {
     bpf.closeObject(obj);
   }
   return true;
+}
+
+/** Whether the netns of a pinned sk_lookup link still exists; null when no link is pinned. */
+export function netnsLinkAlive(netnsCookie: bigint, bpffsDir: string = DEFAULT_BPFFS_DIR): boolean | null {
+  const path = netnsLinkPath(bpffsDir, netnsCookie);
+  const fd = bpf.objGetIfPinned(path);
+  if (fd === null) return null;
+  try {
+    const info = Buffer.alloc(LINK_INFO_SIZE);
+    bpf.objInfo(fd, info, path);
+    // struct bpf_link_info.netns.netns_ino: 0 once the namespace is gone (the link is defunct).
+    return info.readUInt32LE(LINK_INFO_NETNS_INO) !== 0;
+  } finally {
+    bpf.closeFd(fd);
+  }
 }
 
 /** Detaches and unpins the sk_lookup link of one netns. False when there was none. */

@@ -21,6 +21,7 @@ export interface RunFlags {
   maxPods?: string;
   maxConnections?: string;
   resync?: string;
+  hostNetns?: string;
 }
 
 function capacityFlag(flag: string, value: string | undefined): number | undefined {
@@ -51,6 +52,7 @@ export async function runRun(flags: RunFlags): Promise<void> {
     ...(flags.cgroup ? { cgroup: flags.cgroup } : {}),
     ...(flags.lookupSocket ? { lookupSocket: flags.lookupSocket } : {}),
     ...(flags.resync ? { resyncMs: resyncFlag(flags.resync) } : {}),
+    ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

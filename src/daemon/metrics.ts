@@ -3,7 +3,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
 
-export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict';
+export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'netns_refused' | 'netns_moved' | 'map_full' | 'map_write' | 'netns_conflict';
 export type LookupVia = 'http' | 'unix';
 export type LookupResult = 'found' | 'not_found' | 'bad_request';
 

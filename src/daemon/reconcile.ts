@@ -4,7 +4,7 @@ import { ANNOTATIONS } from '../policy/annotations.js';
 import type { PolicyResult } from '../policy/build.js';
 import type { Pod } from '../policy/k8s.js';
 import type { CapturePolicy } from '../policy/types.js';
-import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from './dataplane.js';
+import { MapFullError, NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from './dataplane.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
 
 export interface PodState {
@@ -23,6 +23,11 @@ export interface Logger {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
+
+const MOVE_HINT = 'the pod keeps its old netns until that one is gone; check the sluice.dev/netns annotation (a reused /proc/PID path points at another process)';
+
+/** One captured pod's netns: its cookie and the pod that owns it, or why it has none. */
+type NetnsClaim = { cookie: bigint; owner: string } | { refused: string } | { unavailable: string };
 
 interface Applied {
   cookie: bigint;
@@ -52,6 +57,49 @@ export class Reconciler {
   }
 
   /**
+   * Each captured pod's netns, resolved once, and who owns it: the pod that already owned
+   * it in the kernel keeps it whatever the order of the source, so a pod that names
+   * another pod's netns cannot take it over; a netns nobody owned yet goes to the first
+   * pod that names it.
+   */
+  private claimNetns(pods: Pod[], results: PolicyResult[]): Map<number, NetnsClaim> {
+    const claims = new Map<number, NetnsClaim>();
+    const claimants = new Map<bigint, string[]>();
+    results.forEach((result, i) => {
+      const path = pods[i]!.metadata.annotations?.[ANNOTATIONS.netns];
+      if (result.status === 'uncaptured' || !path) return;
+      try {
+        const cookie = this.netns.cookieOf(path);
+        claims.set(i, { cookie, owner: '' });
+        const key = `${result.pod.namespace}/${result.pod.name}`;
+        claimants.set(cookie, [...(claimants.get(cookie) ?? []), key]);
+      } catch (e) {
+        if (e instanceof NetnsRefusedError) claims.set(i, { refused: e.message });
+        else if (e instanceof NetnsError) claims.set(i, { unavailable: e.message });
+        else throw e;
+      }
+    });
+    const owners = new Map<bigint, string>();
+    for (const [cookie, keys] of claimants) {
+      const incumbent = keys.find((k) => this.applied.get(k)?.cookie === cookie);
+      owners.set(cookie, incumbent ?? keys[0]!);
+    }
+    for (const c of claims.values()) if ('cookie' in c) c.owner = owners.get(c.cookie)!;
+    return claims;
+  }
+
+  /**
+   * The cookie a pod had, when its path now names another netns while the old one still
+   * lives: with /proc/PID paths a reused PID points elsewhere, so this is never taken as
+   * a move. Once the old netns is gone (the pod really restarted), the move goes ahead.
+   */
+  private refusedMove(key: string, cookie: bigint): bigint | null {
+    const last = this.applied.get(key);
+    if (!last || last.cookie === cookie) return null;
+    return this.dataPlane.netnsAlive?.(last.cookie) === false ? null : last.cookie;
+  }
+
+  /**
    * `prune: false` (the source had unreadable documents) keeps every entry no pod in this
    * snapshot claims: a pod in a broken document is unknown, not gone, so its capture stays.
    */
@@ -63,6 +111,7 @@ export class Reconciler {
     const cookieOwner = new Map<bigint, string>();
     const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
     const previous = new Map(this.states.map((s) => [keyOf(s), s]));
+    const claims = this.claimNetns(pods, results);
 
     results.forEach((result, i) => {
       const pod = pods[i]!;
@@ -92,17 +141,16 @@ export class Reconciler {
       };
 
       if (!netnsPath) return reject('netns_missing', `no ${ANNOTATIONS.netns} annotation; add the pod's netns path`, false);
-      let cookie: bigint;
-      try {
-        cookie = this.netns.cookieOf(netnsPath);
-      } catch (e) {
-        // A vanished netns means the pod is gone: its entry is removed, not kept.
-        if (e instanceof NetnsError) return reject('netns_unavailable', e.message, false);
-        throw e;
-      }
+      const claim = claims.get(i)!;
+      // A refused or vanished netns: nothing of the pod is written, and its entry goes.
+      if ('refused' in claim) return reject('netns_refused', claim.refused, false);
+      if ('unavailable' in claim) return reject('netns_unavailable', claim.unavailable, false);
+      const cookie = claim.cookie;
       state.netnsCookie = cookie.toString();
-      const owner = cookieOwner.get(cookie);
-      if (owner) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      const owner = claim.owner;
+      if (owner !== key) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      const moved = this.refusedMove(key, cookie);
+      if (moved) return reject('netns_moved', `netns ${netnsPath} names another namespace now (cookie ${cookie}, was ${moved}); ${MOVE_HINT}`, true);
       if (result.status === 'rejected') {
         return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       }

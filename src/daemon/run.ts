@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import pino from 'pino';
 import { BpfDataPlane } from '../bpf/dataplane.js';
+import { lockPinDir } from '../bpf/pin-lock.js';
 import { checkSockmapWakeup, type WakeupOptions, type WakeupReport } from '../bpf/probes.js';
 import { findCgroup2Mount, kernelRelease } from '../bpf/system.js';
 import { buildPolicies } from '../policy/build.js';
@@ -38,6 +39,8 @@ export interface DaemonOptions {
    * (a netns that vanished) is noticed. Default 10 s.
    */
   resyncMs?: number;
+  /** A netns never captured besides the daemon's own; default PID 1's (the host's). */
+  hostNetns?: string;
 }
 
 export interface Daemon {
@@ -82,6 +85,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   const cgroupDir = opts.cgroup ?? findCgroup2Mount();
   if (!cgroupDir) throw new InputError('NO_CGROUP2', 'no cgroup2 filesystem is mounted; mount one or pass --cgroup DIR');
 
+  // One writer per pin directory: a second daemon (a surge) waits here until the first exits.
+  const lock = await lockPinDir(opts.bpffs, {
+    onWait: () => log.warn({ reason: 'pin_dir_locked', bpffs: opts.bpffs }, 'another sluice daemon holds the pin directory; waiting for it to exit'),
+  });
   const dataPlane = BpfDataPlane.install({
     cgroupDir,
     allowCgroupRoot: true,
@@ -91,6 +98,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     log: (message) => log.info({ reason: 'loader' }, message),
   });
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
+  if (opts.hostNetns) dataPlane.guard = { hostNetns: [opts.hostNetns] };
+  // Under the lock, so no other writer's staged sets are mistaken for a crash's.
+  const garbage = dataPlane.collectGarbage();
+  if (garbage.sets + garbage.addrs > 0) log.warn({ reason: 'garbage_collected', ...garbage }, 'deleted map entries a crashed daemon left behind');
   // Every start sets the switch, so a restart without --accelerate is the kill switch.
   dataPlane.setAcceleration(accelerate);
   log.info({ reason: 'acceleration', enabled: accelerate }, accelerate ? 'sk_msg acceleration on: redirected bytes bypass netfilter and tcpdump (see the accel_* counters)' : 'sk_msg acceleration off');
@@ -151,6 +162,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (lookup) await new Promise<void>((resolve) => lookup!.close(() => resolve()));
       dataPlane.close();
+      lock.release();
       log.info({ reason: 'shutdown' }, 'daemon stopped; programs stay attached');
     },
   };
