@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { NetnsError, type DataPlane, type MapUsage, type NetnsResolver } from '../daemon/dataplane.js';
 import type { CapturePolicy, Endpoint } from '../policy/types.js';
-import { decodeGlobal, encodeGlobal, encodeU32, GLOBAL_FLAG } from './codec.js';
+import { decodeGlobal, decodeGlobalConnQuota, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
 import { adoptListeners, type AdoptedListener } from './listeners.js';
 import { attachNetns, detachNetns, install, linkedNetns, netnsLinkAlive, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
 import { SluiceMaps } from './maps.js';
@@ -113,6 +113,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
         const listeners = adoptListeners(this.maps, cookie, id, [policy.ports.inbound, policy.ports.outbound]);
         this.beforeCommit?.(cookie);
         staged.commit();
+        this.clearPending(cookie);
         return { written: staged.written, podId: staged.podId, linked, listeners };
       } catch (err) {
         if (linked) detachNetns(cookie, this.opts.bpffsDir);
@@ -125,6 +126,8 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
   removePolicy(cookie: bigint): void {
     this.policies.remove(cookie);
     detachNetns(cookie, this.opts.bpffsDir);
+    this.maps.delete('sluice_conn_count', encodeU64(cookie));
+    this.clearPending(cookie);
   }
 
   /** What a crash left in the maps, deleted; only under the pin-dir lock (pin-lock.ts). */
@@ -161,7 +164,44 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
    */
   setAcceleration(on: boolean): void {
     const flags = this.globalFlags();
-    this.maps.update('sluice_global', encodeU32(0), encodeGlobal(on ? flags | GLOBAL_FLAG.ACCELERATE : flags & ~GLOBAL_FLAG.ACCELERATE));
+    this.maps.update('sluice_global', encodeU32(0), encodeGlobal(on ? flags | GLOBAL_FLAG.ACCELERATE : flags & ~GLOBAL_FLAG.ACCELERATE, this.connQuota()));
+  }
+
+  /**
+   * Most original-destination records one pod netns may hold (0: no limit), read by the
+   * programs at run time: a captured connect past it is refused, so one pod cannot fill
+   * the node's sluice_conns.
+   */
+  setConnQuota(n: number): void {
+    this.maps.update('sluice_global', encodeU32(0), encodeGlobal(this.globalFlags(), n));
+  }
+
+  connQuota(): number {
+    const v = this.maps.lookup('sluice_global', encodeU32(0));
+    return v ? decodeGlobalConnQuota(v) : 0;
+  }
+
+  /** Live original-destination records of one pod netns, as the programs count them. */
+  connCount(cookie: bigint): bigint {
+    const v = this.maps.lookup('sluice_conn_count', encodeU64(cookie));
+    return v ? v.readBigUInt64LE(0) : 0n;
+  }
+
+  /**
+   * Holds a netns (sluice run --hold-unknown): with no policy written yet, its outbound
+   * connects are refused, so a pod that starts before it is reconciled never bypasses
+   * its proxy. applyPolicy releases it.
+   */
+  markPending(cookie: bigint): void {
+    this.maps.update('sluice_pending', encodeU64(cookie), encodeU32(1));
+  }
+
+  clearPending(cookie: bigint): void {
+    this.maps.delete('sluice_pending', encodeU64(cookie));
+  }
+
+  pendingNetns(): bigint[] {
+    return this.maps.keys('sluice_pending').map((k) => k.readBigUInt64LE(0));
   }
 
   acceleration(): boolean {
@@ -175,7 +215,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
 
   mapUsage(): MapUsage[] {
     const usage: MapUsage[] = [];
-    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen', 'sluice_accel', 'sluice_addrs'] as const) {
+    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen', 'sluice_accel', 'sluice_addrs', 'sluice_conn_count', 'sluice_pending'] as const) {
       usage.push({ map, entries: this.maps.count(map), capacity: this.maps.info(map).maxEntries });
     }
     return usage;

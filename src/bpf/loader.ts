@@ -32,6 +32,8 @@ export const MAP_NAMES = [
   'sluice_global',
   'sluice_accel',
   'sluice_addrs',
+  'sluice_conn_count',
+  'sluice_pending',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -81,6 +83,10 @@ export function capacityOf(name: MapName, cap: Capacity): number | null {
       return cap.connections;
     case 'sluice_addrs':
       return 8 * cap.pods; // SLUICE_MAX_POD_IPS per family
+    case 'sluice_conn_count':
+      return 2 * cap.pods; // counts of removed pods linger until their connections close
+    case 'sluice_pending':
+      return cap.pods;
     case 'sluice_ports':
     case 'sluice_cidrs':
     case 'sluice_ifaces':

@@ -22,6 +22,8 @@ export interface RunFlags {
   maxConnections?: string;
   resync?: string;
   hostNetns?: string;
+  holdUnknown?: boolean;
+  maxConnectionsPerPod?: string;
 }
 
 function capacityFlag(flag: string, value: string | undefined): number | undefined {
@@ -53,6 +55,8 @@ export async function runRun(flags: RunFlags): Promise<void> {
     ...(flags.lookupSocket ? { lookupSocket: flags.lookupSocket } : {}),
     ...(flags.resync ? { resyncMs: resyncFlag(flags.resync) } : {}),
     ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
+    ...(flags.holdUnknown ? { holdUnknown: true } : {}),
+    ...(flags.maxConnectionsPerPod ? { connectionsPerPod: capacityFlag('--max-connections-per-pod', flags.maxConnectionsPerPod) } : {}),
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

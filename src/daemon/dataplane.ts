@@ -26,6 +26,13 @@ export interface DataPlane {
    * the data plane cannot tell (the reconciler then takes it as alive).
    */
   netnsAlive?(cookie: bigint): boolean | null;
+  /**
+   * Holding (sluice run --hold-unknown): a pending netns without a policy has its outbound
+   * connects refused until applyPolicy, which clears the mark, succeeds.
+   */
+  markPending?(cookie: bigint): void;
+  clearPending?(cookie: bigint): void;
+  pendingNetns?(): bigint[];
 }
 
 export interface NetnsResolver {

@@ -35,6 +35,15 @@ interface Applied {
   json: string;
 }
 
+export interface ReconcilerOptions {
+  /**
+   * Hold every captured pod the kernel has no policy for (new, or rejected with no last
+   * good one): its netns is marked pending, so its connects fail instead of bypassing the
+   * proxy. Off: such a pod is not captured until its policy lands.
+   */
+  holdUnknown?: boolean;
+}
+
 export class Reconciler {
   /** What this daemon wrote, by pod key; the kernel map is the source of truth on restart. */
   private applied = new Map<string, Applied>();
@@ -46,6 +55,7 @@ export class Reconciler {
     private readonly netns: NetnsResolver,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly opts: ReconcilerOptions = {},
   ) {}
 
   get ready(): boolean {
@@ -99,6 +109,21 @@ export class Reconciler {
     return this.dataPlane.netnsAlive?.(last.cookie) === false ? null : last.cookie;
   }
 
+  /** Marks the pod's netns pending before anything is written: a crash mid-apply still holds it. */
+  private hold(cookie: bigint, held: Set<bigint>, inKernel: Set<bigint>): void {
+    held.add(cookie);
+    if (!inKernel.has(cookie)) this.dataPlane.markPending?.(cookie);
+  }
+
+  /** Pending marks: kept for pods still without a policy, dropped for the rest. */
+  private releaseHeld(held: Set<bigint>, captured: Set<bigint>, prune: boolean): void {
+    for (const cookie of this.dataPlane.pendingNetns?.() ?? []) {
+      if (held.has(cookie) && !captured.has(cookie)) continue;
+      if (!prune && !captured.has(cookie)) continue; // a pod in a broken document is unknown, not gone
+      this.dataPlane.clearPending?.(cookie);
+    }
+  }
+
   /**
    * `prune: false` (the source had unreadable documents) keeps every entry no pod in this
    * snapshot claims: a pod in a broken document is unknown, not gone, so its capture stays.
@@ -112,6 +137,8 @@ export class Reconciler {
     const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
     const previous = new Map(this.states.map((s) => [keyOf(s), s]));
     const claims = this.claimNetns(pods, results);
+    const held = new Set<bigint>();
+    const inKernel = this.opts.holdUnknown ? new Set(this.dataPlane.listPolicies()) : new Set<bigint>();
 
     results.forEach((result, i) => {
       const pod = pods[i]!;
@@ -151,6 +178,7 @@ export class Reconciler {
       if (owner !== key) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
       const moved = this.refusedMove(key, cookie);
       if (moved) return reject('netns_moved', `netns ${netnsPath} names another namespace now (cookie ${cookie}, was ${moved}); ${MOVE_HINT}`, true);
+      if (this.opts.holdUnknown) this.hold(cookie, held, inKernel);
       if (result.status === 'rejected') {
         return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       }
@@ -204,6 +232,7 @@ export class Reconciler {
       }
     }
 
+    this.releaseHeld(held, keep, prune);
     this.applied = wanted;
     this.states = states;
     this.reconciledOnce = true;

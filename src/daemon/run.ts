@@ -41,6 +41,10 @@ export interface DaemonOptions {
   resyncMs?: number;
   /** A netns never captured besides the daemon's own; default PID 1's (the host's). */
   hostNetns?: string;
+  /** Refuse the connects of a captured pod until its policy is written (see Reconciler). */
+  holdUnknown?: boolean;
+  /** Most original-destination records one pod may hold; default a quarter of the map. */
+  connectionsPerPod?: number;
 }
 
 export interface Daemon {
@@ -99,6 +103,8 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
   if (opts.hostNetns) dataPlane.guard = { hostNetns: [opts.hostNetns] };
+  // A quarter of the pinned map by default: one pod can never fill the node's table.
+  dataPlane.setConnQuota(opts.connectionsPerPod ?? Math.max(1, Math.floor(dataPlane.maps.info('sluice_conns').maxEntries / 4)));
   // Under the lock, so no other writer's staged sets are mistaken for a crash's.
   const garbage = dataPlane.collectGarbage();
   if (garbage.sets + garbage.addrs > 0) log.warn({ reason: 'garbage_collected', ...garbage }, 'deleted map entries a crashed daemon left behind');
@@ -111,7 +117,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   metrics.programsAttached.set({ how: 'new' }, report?.attached.length ?? 0);
   metrics.programsAttached.set({ how: 'adopted' }, report?.updated.length ?? 0);
   metrics.mapsAdopted.set(report?.adoptedMaps.length ?? 0);
-  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
+  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log, { holdUnknown: opts.holdUnknown ?? false });
 
   const sync = () => {
     let snapshot;

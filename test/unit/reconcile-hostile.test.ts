@@ -31,6 +31,16 @@ class FakeDataPlane implements DataPlane {
   netnsAlive(cookie: bigint): boolean | null {
     return this.alive.get(cookie) ?? null;
   }
+  pending = new Set<bigint>();
+  markPending(cookie: bigint): void {
+    this.pending.add(cookie);
+  }
+  clearPending(cookie: bigint): void {
+    this.pending.delete(cookie);
+  }
+  pendingNetns(): bigint[] {
+    return [...this.pending];
+  }
 }
 
 const quiet: Logger = { info() {}, warn() {}, error() {} };
@@ -43,7 +53,7 @@ function pod(name: string, ip: string, netns: string): Pod {
   };
 }
 
-function setup(known: Record<string, bigint | 'refused'>) {
+function setup(known: Record<string, bigint | 'refused'>, holdUnknown = false) {
   const dp = new FakeDataPlane();
   const metrics = new Metrics(() => dp);
   const resolver: NetnsResolver = {
@@ -54,7 +64,7 @@ function setup(known: Record<string, bigint | 'refused'>) {
       return c;
     },
   };
-  const r = new Reconciler(dp, resolver, metrics, quiet);
+  const r = new Reconciler(dp, resolver, metrics, quiet, { holdUnknown });
   const run = (pods: Pod[]) => r.reconcile(pods, buildPolicies(pods, [], DEFAULT_CONFIG));
   const errors = async (reason: string) => (await metrics.registry.getSingleMetric('sluice_reconcile_errors_total')!.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
   return { dp, known, run, errors };
@@ -110,4 +120,21 @@ test('a refused netns (the host’s, a FIFO) rejects that pod alone; nothing of 
   t.regex(states[0]!.error ?? '', /refused: it is the host network namespace/);
   t.deepEqual(dp.listPolicies(), [2n]);
   t.is(await errors('netns_refused'), 1);
+});
+
+test('--hold-unknown: a captured pod without a policy in the kernel stays pending; applied, removed or gone, it is released', (t) => {
+  const { dp, run } = setup({ '/ns/a': 1n, '/ns/b': 2n }, true);
+  // Mark-then-apply: a pod is pending until its policy is written (here the fake applies
+  // at once, and the real data plane clears the mark when it commits).
+  dp.applyPolicy = function (cookie, policy) {
+    this.entries.set(cookie, policy);
+    this.pending.delete(cookie);
+  };
+  const bad = pod('b', '10.1.0.3', '/ns/b');
+  bad.metadata.annotations!['traffic.sidecar.istio.io/excludeOutboundPorts'] = 'eighty';
+  const states = run([pod('a', '10.1.0.2', '/ns/a'), bad]);
+  t.deepEqual(states.map((s) => s.status), ['applied', 'rejected']);
+  t.deepEqual(dp.pendingNetns(), [2n], 'the rejected pod with no last good policy is held, not let through');
+  run([pod('a', '10.1.0.2', '/ns/a')]);
+  t.deepEqual(dp.pendingNetns(), [], 'a pod that left the source is released');
 });
