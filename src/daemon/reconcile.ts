@@ -1,8 +1,7 @@
 // Level-triggered reconcile: desired policy per pod → the minimal map writes.
 // Safe to run any number of times; restart adoption and live changes are the same path.
-import { ANNOTATIONS } from '../policy/annotations.js';
-import type { PolicyResult } from '../policy/build.js';
-import type { Pod } from '../policy/k8s.js';
+import type { PodRecord } from '../sources/record.js';
+import type { ChainsVerdict, IstioChainsCheck } from './istio-iptables.js';
 import type { CapturePolicy } from '../policy/types.js';
 import { MapFullError, NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from './dataplane.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
@@ -12,10 +11,13 @@ export interface PodState {
   name: string;
   netns: string | null;
   netnsCookie: string | null;
-  status: 'applied' | 'rejected' | 'uncaptured';
+  /** pending: the pod's netns is not found yet (its sandbox is starting); retried. */
+  status: 'applied' | 'rejected' | 'pending' | 'uncaptured';
   error: string | null;
   /** The policy in the kernel now (the last good one when the new one is rejected). */
   policy: CapturePolicy | null;
+  /** Whether istio-init's ISTIO_* chains are in the pod's netns (then iptables captures it). */
+  istioIptables?: ChainsVerdict;
 }
 
 export interface Logger {
@@ -29,12 +31,6 @@ const MOVE_HINT = 'the pod keeps its old netns until that one is gone; check the
 /** One captured pod's netns: its cookie and the pod that owns it, or why it has none. */
 type NetnsClaim = { cookie: bigint; owner: string } | { refused: string } | { unavailable: string };
 
-interface Applied {
-  cookie: bigint;
-  policy: CapturePolicy;
-  json: string;
-}
-
 export interface ReconcilerOptions {
   /**
    * Hold every captured pod the kernel has no policy for (new, or rejected with no last
@@ -42,6 +38,12 @@ export interface ReconcilerOptions {
    * proxy. Off: such a pod is not captured until its policy lands.
    */
   holdUnknown?: boolean;
+}
+
+interface Applied {
+  cookie: bigint;
+  policy: CapturePolicy;
+  json: string;
 }
 
 export class Reconciler {
@@ -55,6 +57,7 @@ export class Reconciler {
     private readonly netns: NetnsResolver,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly chains?: IstioChainsCheck,
     private readonly opts: ReconcilerOptions = {},
   ) {}
 
@@ -72,14 +75,13 @@ export class Reconciler {
    * another pod's netns cannot take it over; a netns nobody owned yet goes to the first
    * pod that names it.
    */
-  private claimNetns(pods: Pod[], results: PolicyResult[]): Map<number, NetnsClaim> {
+  private claimNetns(records: PodRecord[]): Map<number, NetnsClaim> {
     const claims = new Map<number, NetnsClaim>();
     const claimants = new Map<bigint, string[]>();
-    results.forEach((result, i) => {
-      const path = pods[i]!.metadata.annotations?.[ANNOTATIONS.netns];
-      if (result.status === 'uncaptured' || !path) return;
+    records.forEach(({ result, netns: target }, i) => {
+      if (result.status === 'uncaptured' || target.kind !== 'path') return;
       try {
-        const cookie = this.netns.cookieOf(path);
+        const cookie = this.netns.cookieOf(target.path);
         claims.set(i, { cookie, owner: '' });
         const key = `${result.pod.namespace}/${result.pod.name}`;
         claimants.set(cookie, [...(claimants.get(cookie) ?? []), key]);
@@ -128,28 +130,29 @@ export class Reconciler {
    * `prune: false` (the source had unreadable documents) keeps every entry no pod in this
    * snapshot claims: a pod in a broken document is unknown, not gone, so its capture stays.
    */
-  reconcile(pods: Pod[], results: PolicyResult[], opts: { prune?: boolean } = {}): PodState[] {
+  reconcile(records: PodRecord[], opts: { prune?: boolean } = {}): PodState[] {
     const prune = opts.prune ?? true;
     this.metrics.reconciles.inc();
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
     const cookieOwner = new Map<bigint, string>();
+    /** Every netns a pod of this pass resolved to, whatever became of the pod. */
+    const seen = new Set<bigint>();
     const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
     const previous = new Map(this.states.map((s) => [keyOf(s), s]));
-    const claims = this.claimNetns(pods, results);
+    const claims = this.claimNetns(records);
     const held = new Set<bigint>();
     const inKernel = this.opts.holdUnknown ? new Set(this.dataPlane.listPolicies()) : new Set<bigint>();
 
-    results.forEach((result, i) => {
-      const pod = pods[i]!;
+    records.forEach(({ result, netns: target }, i) => {
       const key = `${result.pod.namespace}/${result.pod.name}`;
-      const netnsPath = pod.metadata.annotations?.[ANNOTATIONS.netns] ?? null;
+      const netnsPath = target.kind === 'path' ? target.path : null;
       const state: PodState = { ...result.pod, netns: netnsPath, netnsCookie: null, status: 'uncaptured', error: null, policy: null };
       states.push(state);
       if (result.status === 'uncaptured') return;
 
-      const reject = (reason: ReconcileErrorReason, error: string, keepLastGood: boolean) => {
-        state.status = 'rejected';
+      const reject = (reason: ReconcileErrorReason, error: string, keepLastGood: boolean, status: 'rejected' | 'pending' = 'rejected') => {
+        state.status = status;
         state.error = error;
         // Counted and logged when a pod becomes rejected or its error changes, not again on
         // every later pass (resyncs and unrelated edits) while it stays the same.
@@ -167,17 +170,31 @@ export class Reconciler {
         }
       };
 
-      if (!netnsPath) return reject('netns_missing', `no ${ANNOTATIONS.netns} annotation; add the pod's netns path`, false);
+      // A pod whose sandbox is starting keeps what it had: its old entry, if any, is
+      // harmless (netns cookies are never reused) and goes once the new netns is found.
+      if (target.kind === 'pending') return reject('netns_pending', target.reason, true, 'pending');
+      if (target.kind === 'missing') return reject('netns_missing', target.reason, false);
       const claim = claims.get(i)!;
-      // A refused or vanished netns: nothing of the pod is written, and its entry goes.
+      // A refused netns (not nsfs, the host's, the daemon's own) gets nothing written; a
+      // vanished one means the pod is gone: its entry is removed, not kept.
       if ('refused' in claim) return reject('netns_refused', claim.refused, false);
       if ('unavailable' in claim) return reject('netns_unavailable', claim.unavailable, false);
       const cookie = claim.cookie;
       state.netnsCookie = cookie.toString();
-      const owner = claim.owner;
-      if (owner !== key) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      seen.add(cookie);
+      if (claim.owner !== key) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${claim.owner}; each pod needs its own netns`, false);
       const moved = this.refusedMove(key, cookie);
       if (moved) return reject('netns_moved', `netns ${netnsPath} names another namespace now (cookie ${cookie}, was ${moved}); ${MOVE_HINT}`, true);
+      if (this.chains) {
+        state.istioIptables = this.chains.verdict(cookie, target.path);
+        if (state.istioIptables === 'present') {
+          return reject(
+            'double_capture',
+            "the pod's netns holds istio-init's ISTIO_* iptables chains, which capture it already; sluice leaves it to them, since stacking both breaks inbound SO_ORIGINAL_DST. Stop istio-init from writing them (README: Install on a cluster) and restart the pod for sluice to take over",
+            false,
+          );
+        }
+      }
       if (this.opts.holdUnknown) this.hold(cookie, held, inKernel);
       if (result.status === 'rejected') {
         return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
@@ -233,10 +250,11 @@ export class Reconciler {
     }
 
     this.releaseHeld(held, keep, prune);
+    this.chains?.retain(seen);
     this.applied = wanted;
     this.states = states;
     this.reconciledOnce = true;
-    for (const status of ['applied', 'rejected', 'uncaptured'] as const) {
+    for (const status of ['applied', 'rejected', 'pending', 'uncaptured'] as const) {
       this.metrics.pods.set({ status }, states.filter((s) => s.status === status).length);
     }
     return states;

@@ -8,6 +8,7 @@ import { decodePodPolicy, decodePortKey, encodeAddrKey, encodePortKey, encodeU32
 import { buildPolicies, DEFAULT_CONFIG, type Pod } from '../../src/policy/index.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { Reconciler } from '../../src/daemon/reconcile.js';
+import { annotationNetns } from '../../src/sources/file-feed.js';
 import { bpfRequirementsMissing, connect, createBpfSandbox, reapStale, startServer, type BpfSandbox, type TestServer } from './bpf-fixture.js';
 import { makePolicy } from './harness/cases.js';
 import { reapStaleNamespaces } from './harness/topology.js';
@@ -83,7 +84,7 @@ test.serial('a change that fails after staging leaves the pod as it was, in the 
         },
         status: { podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) },
       });
-      const run = (p: Pod) => r.reconcile([p], buildPolicies([p], [], DEFAULT_CONFIG))[0]!;
+      const run = (p: Pod) => r.reconcile(buildPolicies([p], [], DEFAULT_CONFIG).map((result) => ({ result, netns: annotationNetns(p) })))[0]!;
       t.is(run(pod(['10.1.0.2', 'fd00::2'])).status, 'applied');
       const cookie = dp.listPolicies()[0]!;
       const before = dp.maps.lookup('sluice_pods', encodeU64(cookie))!;

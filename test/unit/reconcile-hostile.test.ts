@@ -6,6 +6,7 @@ import { buildPolicies, DEFAULT_CONFIG, type CapturePolicy, type Pod } from '../
 import { NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from '../../src/daemon/dataplane.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { Reconciler, type Logger } from '../../src/daemon/reconcile.js';
+import { annotationNetns } from '../../src/sources/file-feed.js';
 
 class FakeDataPlane implements DataPlane {
   entries = new Map<bigint, CapturePolicy>();
@@ -64,8 +65,8 @@ function setup(known: Record<string, bigint | 'refused'>, holdUnknown = false) {
       return c;
     },
   };
-  const r = new Reconciler(dp, resolver, metrics, quiet, { holdUnknown });
-  const run = (pods: Pod[]) => r.reconcile(pods, buildPolicies(pods, [], DEFAULT_CONFIG));
+  const r = new Reconciler(dp, resolver, metrics, quiet, undefined, { holdUnknown });
+  const run = (pods: Pod[]) => r.reconcile(buildPolicies(pods, [], DEFAULT_CONFIG).map((result, i) => ({ result, netns: annotationNetns(pods[i]!) })));
   const errors = async (reason: string) => (await metrics.registry.getSingleMetric('sluice_reconcile_errors_total')!.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
   return { dp, known, run, errors };
 }
