@@ -51,6 +51,7 @@ export class Reconciler {
   private applied = new Map<string, Applied>();
   private states: PodState[] = [];
   private reconciledOnce = false;
+  private queued = 0;
 
   constructor(
     private readonly dataPlane: DataPlane,
@@ -61,8 +62,9 @@ export class Reconciler {
     private readonly opts: ReconcilerOptions = {},
   ) {}
 
+  /** Every pod of the source reconciled at least once, none left queued by the budget. */
   get ready(): boolean {
-    return this.reconciledOnce;
+    return this.reconciledOnce && this.queued === 0;
   }
 
   podStates(): PodState[] {
@@ -130,8 +132,12 @@ export class Reconciler {
    * `prune: false` (the source had unreadable documents) keeps every entry no pod in this
    * snapshot claims: a pod in a broken document is unknown, not gone, so its capture stays.
    */
-  reconcile(records: PodRecord[], opts: { prune?: boolean } = {}): PodState[] {
+  reconcile(records: PodRecord[], opts: { prune?: boolean; budgetMs?: number } = {}): PodState[] {
     const prune = opts.prune ?? true;
+    const budgetMs = opts.budgetMs ?? Infinity;
+    const started = Date.now();
+    /** Netns whose write was left to the next pass: what the kernel holds for them stays. */
+    const deferred = new Set<bigint>();
     this.metrics.reconciles.inc();
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
@@ -204,6 +210,20 @@ export class Reconciler {
       const json = JSON.stringify(result.policy);
       const last = this.applied.get(key);
       if (!last || last.cookie !== cookie || last.json !== json) {
+        // A pass that has worked its budget leaves further writes to the next pass, so
+        // /healthz and the lookups keep answering while hundreds of pods arrive at once.
+        // The netns keeps whatever the kernel holds for it meanwhile (never pruned).
+        if (Date.now() - started > budgetMs) {
+          deferred.add(cookie);
+          if (last) {
+            wanted.set(key, last);
+            state.policy = last.policy;
+          }
+          cookieOwner.set(cookie, key);
+          state.status = 'pending';
+          state.error = 'queued: this pass reached its time budget; the next one applies it';
+          return;
+        }
         try {
           this.dataPlane.applyPolicy(cookie, result.policy);
           this.metrics.mapWrites.inc({ op: 'apply' });
@@ -234,7 +254,7 @@ export class Reconciler {
     }
     // Remove what no pod wants: pods that went away, moved netns, or (after a restart)
     // entries adopted from the kernel that no pod in the source owns.
-    const keep = new Set([...wanted.values()].map((a) => a.cookie));
+    const keep = new Set([...[...wanted.values()].map((a) => a.cookie), ...deferred]);
     const stale = new Set<bigint>([...this.applied.values()].map((a) => a.cookie));
     if (prune) for (const cookie of this.dataPlane.listPolicies()) stale.add(cookie);
     for (const cookie of stale) {
@@ -254,6 +274,7 @@ export class Reconciler {
     this.applied = wanted;
     this.states = states;
     this.reconciledOnce = true;
+    this.queued = deferred.size;
     for (const status of ['applied', 'rejected', 'pending', 'uncaptured'] as const) {
       this.metrics.pods.set({ status }, states.filter((s) => s.status === status).length);
     }

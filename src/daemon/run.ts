@@ -88,6 +88,8 @@ export async function decideAcceleration(opts: DaemonOptions, log: pino.Logger):
 /** How soon a pod whose netns is not found yet is looked for again. */
 const PENDING_RETRY_MS = 250;
 const CHANGE_COALESCE_MS = 20;
+/** How long one reconcile pass may write before it yields the event loop. */
+const PASS_BUDGET_MS = 200;
 
 /** The feed is made before the data plane (bad flags change nothing); metrics come later. */
 interface FeedHooks {
@@ -175,14 +177,16 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     let states;
     try {
-      states = reconciler.reconcile(read.records, { prune: read.prune });
+      states = reconciler.reconcile(read.records, { prune: read.prune, budgetMs: PASS_BUDGET_MS });
     } catch (e) {
       metrics.reconcileErrors.inc({ reason: 'map_write' });
       log.error({ reason: 'reconcile_failed', error: (e as Error).stack }, 'reconcile failed; will retry on the next change');
       return;
     }
-    // A pod whose sandbox is starting is looked for again soon, not at the next resync.
-    if (states.some((s) => s.status === 'pending')) schedule(PENDING_RETRY_MS);
+    // Writes left over by the budget go on at once (after pending I/O); a pod whose
+    // sandbox is starting is looked for again soon, not at the next resync.
+    if (states.some((s) => s.status === 'pending' && s.error?.startsWith('queued'))) schedule(0);
+    else if (states.some((s) => s.status === 'pending')) schedule(PENDING_RETRY_MS);
   };
   let pendingTimer: NodeJS.Timeout | null = null;
   const schedule = (ms: number) => {

@@ -201,3 +201,19 @@ test('without prune, pods missing from the snapshot are still reported with the 
   t.is(states[1]!.policy!.podIPs[0], '10.1.0.2');
   t.deepEqual(r.reconcile([], { prune: false }).map((s) => s.name), ['b', 'a']);
 });
+
+test('a pass over its time budget queues the remaining writes, keeps their kernel entries, and is not ready', (t) => {
+  const { dp, r } = setup({ '/ns/a': 1n, '/ns/b': 2n });
+  dp.entries.set(2n, {} as CapturePolicy); // adopted after a restart
+  const pods = [pod('a', '10.1.0.2', '/ns/a'), pod('b', '10.1.0.3', '/ns/b')];
+  const first = r.reconcile(records(pods), { budgetMs: -1 });
+  t.deepEqual(first.map((s) => s.status), ['pending', 'pending']);
+  t.regex(first[0]!.error!, /^queued/);
+  t.is(dp.writes, 0);
+  t.deepEqual(dp.listPolicies(), [2n], 'the adopted entry of a queued pod is not pruned');
+  t.false(r.ready);
+  const second = r.reconcile(records(pods));
+  t.deepEqual(second.map((s) => s.status), ['applied', 'applied']);
+  t.deepEqual(dp.listPolicies().sort(), [1n, 2n]);
+  t.true(r.ready);
+});
