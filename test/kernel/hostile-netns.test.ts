@@ -7,59 +7,18 @@
 // (`nsenter --net=S` keeps the mounts, so /sys and the pins are the real ones), and "the
 // host's" namespace is another stand-in passed as --host-netns. /proc/1/ns/net is not used.
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { linkedNetns } from '../../src/bpf/loader.js';
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { netnsCookie } from '../../src/bpf/netns.js';
 import { decodeU64 } from '../../src/bpf/codec.js';
 import { bpfRequirementsMissing, reapStale } from './bpf-fixture.js';
-import { CLI, createWorld, freePort, killAllDaemons, sourceYaml, startDaemon, waitFor, type World } from './harness/daemon.js';
-import { findTool, REPO_ROOT } from './harness/requirements.js';
+import { createWorld, killAllDaemons, sourceYaml, startDaemon, waitFor, type World } from './harness/daemon.js';
+import { killSpawned, spawnDaemon, type Spawned } from './harness/spawn-daemon.js';
 import { reapStaleNamespaces } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
-
-interface Spawned {
-  port: number;
-  output(): string;
-  logs(): Record<string, unknown>[];
-  alive(): boolean;
-  kill(): Promise<void>;
-}
-
-const spawned = new Set<Spawned>();
-
-/** `sluice run` as a child, optionally inside the netns at `netns`; no HTTP wait. */
-async function spawnDaemon(w: World, extra: string[], netns?: string): Promise<Spawned> {
-  const port = await freePort();
-  const node = [process.execPath, '--import', 'tsx', CLI, 'run', '--source', `file:${w.source}`, '--cgroup', w.cg.path, '--bpffs', w.bpffs, '--listen', `127.0.0.1:${port}`, '--resync', '0.2', ...extra];
-  const inNetns = netns ? [findTool('nsenter')!, `--net=${netns}`, ...node] : node;
-  const setpriv = findTool('setpriv');
-  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...inNetns] : inNetns;
-  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const s: Spawned = {
-    port,
-    output: () => out,
-    logs: () =>
-      out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-    alive: () => child.exitCode === null && child.signalCode === null,
-    async kill() {
-      if (s.alive()) child.kill('SIGKILL');
-      await exited;
-      spawned.delete(s);
-    },
-  };
-  spawned.add(s);
-  return s;
-}
 
 test.before(async () => {
   if (missing) return;
@@ -68,7 +27,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await Promise.all([...spawned].map((s) => s.kill()));
+  await killSpawned();
   await killAllDaemons();
 });
 
@@ -78,7 +37,7 @@ async function inWorld(t: { fail(m: string): void }, body: (w: World) => Promise
   try {
     await body(w);
   } finally {
-    await Promise.all([...spawned].map((s) => s.kill()));
+    await killSpawned();
     await killAllDaemons();
     await w.destroy();
   }
