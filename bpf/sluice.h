@@ -95,6 +95,7 @@ enum sluice_counter {
 	SLUICE_COUNTER_ACCEL_REDIRECTED_BYTES, /* their bytes */
 	SLUICE_COUNTER_ACCEL_PEER_MISSING,     /* an enrolled socket's peer is not enrolled: it stays on TCP */
 	SLUICE_COUNTER_ACCEL_OFF,              /* an enrolled socket sent while acceleration was off: it stays on TCP */
+	SLUICE_COUNTER_SK_LOOKUP_NO_PROGRAM,   /* a netns entry found no steering program: refused */
 	/* Fail closed when a connection's record cannot be kept (issue 9, items 6 and 8). */
 	SLUICE_COUNTER_CONN_QUOTA_REFUSED,     /* captured connect refused (EPERM): the pod holds its quota of records */
 	SLUICE_COUNTER_CONN_QUOTA_EXCEEDED,    /* established past the quota (a race): not recorded */

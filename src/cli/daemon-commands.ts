@@ -7,6 +7,7 @@ import { runDaemon } from '../daemon/run.js';
 import { checkSockmapWakeup, FEATURES } from '../bpf/probes.js';
 import { featureChecks, hostChecks, runDoctor, sockmapCheck } from './doctor.js';
 import { loadConfig } from './load.js';
+import { podChecks } from './doctor-pods.js';
 import { sourcePodStatus, type SourceFlags } from './status-source.js';
 
 
@@ -147,12 +148,13 @@ export function runUninstall(flags: { bpffs: string; json?: boolean }): void {
   else console.log(`detached ${report.detached.length} links (${report.detached.join(', ') || 'none'}), unpinned ${report.unpinnedMaps.length} maps`);
 }
 
-export function runDoctorCommand(flags: { bpffs: string; json?: boolean }): Promise<number> {
+export function runDoctorCommand(flags: { bpffs: string; json?: boolean; listen?: string }): Promise<number> {
   // Nothing here touches the host's cgroups or network namespace: the feature probes load
   // programs without attaching them, and the live check runs in a private namespace.
   return runDoctor({ ...(flags.json ? { json: true } : {}) }, [
     () => hostChecks(DEFAULT_OBJECT_DIR, flags.bpffs),
     () => featureChecks(FEATURES),
     sockmapCheck(checkSockmapWakeup, { objectDir: DEFAULT_OBJECT_DIR }),
+    () => podChecks(flags.listen ?? '127.0.0.1:15099'),
   ]);
 }

@@ -112,6 +112,7 @@ program
   .command('doctor')
   .description('kernel features, cgroup2, bpffs, BTF and the sockmap wake-up regression')
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--listen <addr>', "the daemon's HTTP address, for the pod checks", DEFAULT_LISTEN)
   .option('--json', 'print JSON')
   .action(async (opts) => {
     process.exitCode = await (await kernel()).runDoctorCommand(opts);

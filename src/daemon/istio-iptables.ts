@@ -10,26 +10,27 @@ export type ChainsVerdict = 'present' | 'absent' | 'unknown';
 /** Runs `iptables-save -t nat` (nft and legacy) in a netns; resolves with its output. */
 export type SaveRunner = (netnsPath: string) => Promise<string>;
 
-const SAVERS = ['iptables-nft-save', 'iptables-legacy-save', 'ip6tables-nft-save', 'ip6tables-legacy-save'];
+// istio-init always writes its IPv4 chains; either backend may hold them.
+const SAVERS = ['iptables-nft-save', 'iptables-legacy-save'];
+/** Checks run at once: a node with hundreds of new pods must not fork hundreds at once. */
+const CONCURRENCY = 2;
 
 export const nsenterSave: SaveRunner = async (netnsPath) => {
   const nsenter = findTool('nsenter');
   const savers = SAVERS.map(findTool).filter((p): p is string => p !== null);
   if (!nsenter || savers.length === 0) throw new Error('nsenter and iptables-save are needed to look for istio-init\'s chains');
-  const outputs = await Promise.all(
-    savers.map(
-      (saver) =>
-        new Promise<string>((resolve) => {
-          execFile(nsenter, [`--net=${netnsPath}`, saver, '-t', 'nat'], { timeout: 5000 }, (err, stdout) => resolve(err ? '' : stdout));
-        }),
-    ),
-  );
-  return outputs.join('\n');
+  // One process per netns: nsenter runs the savers in turn through sh.
+  const script = savers.map((s) => `${s} -t nat 2>/dev/null`).join('; ');
+  return new Promise<string>((resolve, reject) => {
+    execFile(nsenter, [`--net=${netnsPath}`, '/bin/sh', '-c', `${script}; true`], { timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
 };
 
 export class IstioChainsCheck {
   private readonly verdicts = new Map<bigint, ChainsVerdict>();
   private readonly running = new Set<bigint>();
+  private readonly queue: { cookie: bigint; path: string }[] = [];
+  private active = 0;
 
   constructor(
     private readonly run: SaveRunner,
@@ -43,12 +44,26 @@ export class IstioChainsCheck {
     if (known) return known;
     if (!this.running.has(cookie)) {
       this.running.add(cookie);
-      this.run(netnsPath).then(
-        (out) => this.settle(cookie, /^:ISTIO_[A-Z_]+ /m.test(out) ? 'present' : 'absent', out.match(/^:ISTIO_[A-Z_]+/gm)?.join(' ') ?? ''),
-        (e: Error) => this.settle(cookie, 'unknown', e.message),
-      );
+      this.queue.push({ cookie, path: netnsPath });
+      this.next();
     }
     return 'unknown';
+  }
+
+  private next(): void {
+    while (this.active < CONCURRENCY && this.queue.length > 0) {
+      const { cookie, path } = this.queue.shift()!;
+      this.active += 1;
+      this.run(path)
+        .then(
+          (out) => this.settle(cookie, /^:ISTIO_[A-Z_]+ /m.test(out) ? 'present' : 'absent', out.match(/^:ISTIO_[A-Z_]+/gm)?.join(' ') ?? ''),
+          (e: Error) => this.settle(cookie, 'unknown', e.message),
+        )
+        .finally(() => {
+          this.active -= 1;
+          this.next();
+        });
+    }
   }
 
   /** Forget netns that no pod holds any more. */

@@ -18,6 +18,7 @@ import { createHttpServer } from './http.js';
 import { serveLookupSocket } from './lookup.js';
 import { Metrics } from './metrics.js';
 import { IstioChainsCheck, nsenterSave } from './istio-iptables.js';
+import { CachedNetnsResolver } from './netns-cache.js';
 import { Reconciler } from './reconcile.js';
 
 export interface DaemonOptions {
@@ -159,7 +160,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (verdict !== 'absent') changed();
   });
   metrics.doubleCaptured = () => chains.count('present');
-  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log, chains, { holdUnknown: opts.holdUnknown ?? false });
+  const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains, { holdUnknown: opts.holdUnknown ?? false });
 
   const sync = () => {
     let read;

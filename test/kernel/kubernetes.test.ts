@@ -193,6 +193,10 @@ test.serial("a pod whose netns holds istio-init's ISTIO_* chains is left to ipta
     const m = await d.metrics();
     t.is(metric(m, 'sluice_pods_double_capture'), 1);
     t.true(metric(m, 'sluice_reconcile_errors_total', { reason: 'double_capture' }) >= 1);
+    const { podChecks } = await import('../../src/cli/doctor-pods.js');
+    const doctor = await podChecks(`127.0.0.1:${d.port}`);
+    t.like(doctor.find((c) => c.name === 'double capture'), { status: 'warn' });
+    t.regex(doctor.find((c) => c.name === 'double capture')!.detail, /default\/pod1/);
     // sluice holds no entry for pod1: its chain (empty here) is all that acts on it.
     t.is(where(await appConnect(w, w.pods[1]!.pod.path)), 'peer1:80 origDst=null');
     t.true(captured(await appConnect(w, w.pods[0]!.pod.path), 'pod0'));
