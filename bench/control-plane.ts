@@ -61,7 +61,7 @@ async function coldStartAndChanges() {
       // also serves the API double, which a busy poll would starve.
       const dp = BpfDataPlane.open({ bpffsDir: w.bpffs });
       try {
-        await waitFor(`${PODS} policies in the kernel`, async () => (dp.listPolicies().length === PODS ? true : undefined), 120_000, 20);
+        await waitFor(`${PODS} policies in the kernel`, async () => (dp.listPolicies().length === PODS ? true : undefined), 600_000, 20);
       } catch (e) {
         if (process.env.SLUICE_BENCH_LOG) writeFileSync(process.env.SLUICE_BENCH_LOG, d.output());
         throw new Error(`${(e as Error).message} (${dp.listPolicies().length} there)`);

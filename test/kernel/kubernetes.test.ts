@@ -7,20 +7,17 @@ import test, { type ExecutionContext } from 'ava';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PodState } from '../../src/daemon/reconcile.js';
-import { bpfRequirementsMissing, connect, reapStale } from './bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, reapStaleWorkDirs, REMOTE, sluice, waitFor, type Daemon, type World } from './harness/daemon.js';
+import { bpfRequirementsMissing, connect } from './bpf-fixture.js';
+import { createWorld, killAllDaemons, metric, reapStaleWorld, REMOTE, sluice, waitFor, type Daemon, type World } from './harness/daemon.js';
 import { createKubeWorld, KUBE_NODE, type KubeWorld } from './harness/kube-world.js';
 import type { ProbeResult } from './harness/probe.js';
-import { createTopology, reapStaleNamespaces, type Topology } from './harness/topology.js';
+import { createTopology, type Topology } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeOutboundPorts';
 
 test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  reapStaleWorkDirs();
+  if (!missing) await reapStaleWorld();
 });
 
 test.after.always(async () => {

@@ -324,6 +324,15 @@ export async function createWorld(pods: number): Promise<World> {
   }
 }
 
+/** Everything dead test processes left: namespaces, cgroups, pins, scratch directories. */
+export async function reapStaleWorld(): Promise<void> {
+  const { reapStaleNamespaces } = await import('./topology.js');
+  const { reapStale } = await import('../bpf-fixture.js');
+  await reapStaleNamespaces();
+  reapStale();
+  reapStaleWorkDirs();
+}
+
 /** Removes the scratch directories (source file, lookup socket) of dead test processes. */
 export function reapStaleWorkDirs(): string[] {
   const reaped: string[] = [];
