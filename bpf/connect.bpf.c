@@ -25,13 +25,19 @@ static __always_inline void forget_capture(struct bpf_sock *sk)
 static __always_inline int sock_xlate_connect(struct bpf_sock_addr *ctx, struct outbound_conn *c, struct endpoint *to,
 					      struct endpoint *src)
 {
-	const struct sluice_pod_policy *p = pod_policy(bpf_get_netns_cookie(ctx));
+	__u64 netns_cookie = bpf_get_netns_cookie(ctx);
+	const struct sluice_pod_policy *p = pod_policy(netns_cookie);
 	struct bpf_sock *sk = ctx->sk;
 	struct sluice_sock_state *st;
 	struct decision d;
 	__u64 cookie;
 
 	if (!p) {
+		/* A pod the daemon knows but has not captured yet: held, never let past the proxy. */
+		if (bpf_map_lookup_elem(&sluice_pending, &netns_cookie)) {
+			count(SLUICE_COUNTER_CONNECT_PENDING);
+			return SYS_REJECT;
+		}
 		count(SLUICE_COUNTER_CONNECT_NO_POLICY);
 		return SYS_PROCEED;
 	}
@@ -52,6 +58,13 @@ static __always_inline int sock_xlate_connect(struct bpf_sock_addr *ctx, struct 
 		return SYS_PROCEED;
 	}
 
+	/* A captured TCP connection needs a record for the proxy: past the pod's quota it
+	 * would get none, so the connect is refused (EPERM, like every refusal of this hook)
+	 * rather than reach the proxy unrecorded. */
+	if (c->tcp && conn_quota_reached(netns_cookie)) {
+		count(SLUICE_COUNTER_CONN_QUOTA_REFUSED);
+		return SYS_REJECT;
+	}
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		/* Never let a captured connection bypass the proxy silently. */

@@ -9,8 +9,7 @@
  *  - the app's own captured socket: its original destination.
  * Every other call passes through untouched, whatever its level, name or size.
  */
-#include "endpoint.h"
-#include "maps.h"
+#include "decide.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -86,6 +85,7 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 	struct endpoint local, remote;
 	struct sluice_conn_key key;
 	struct sluice_orig_dst *rec;
+	const struct sluice_pod_policy *p;
 	struct sluice_sock_state *st;
 	__u64 netns_cookie;
 
@@ -94,7 +94,8 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 	if (!sk || sk->protocol != IPPROTO_TCP)
 		return pass_through(ctx);
 	netns_cookie = bpf_get_netns_cookie(ctx);
-	if (!pod_policy(netns_cookie))
+	p = pod_policy(netns_cookie);
+	if (!p)
 		return pass_through(ctx);
 
 	bpf_sock_endpoints(sk, &local, &remote);
@@ -105,6 +106,14 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 		return answer(ctx, rec->addr, rec->port, rec->family);
 	}
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
+	/* On a proxy port, from inside the pod, with no record: a redirected connect whose
+	 * record could not be kept (quota, full map). Its local address is the proxy itself,
+	 * so answering with it would loop; fail as a missing conntrack entry does. */
+	if (st && (st->flags & SLUICE_SOCK_ACCEPTED) && (local.port == p->port_outbound || local.port == p->port_inbound) &&
+	    is_local_address(p, &remote)) {
+		count(SLUICE_COUNTER_ORIG_DST_UNRECORDED);
+		return pass_through(ctx);
+	}
 	if (st && (st->flags & SLUICE_SOCK_ACCEPTED)) {
 		count(SLUICE_COUNTER_ORIG_DST_LOCAL);
 		return answer(ctx, local.addr, local.port, local.family);

@@ -111,6 +111,22 @@ struct {
 } sluice_addrs SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 2 * SLUICE_DEFAULT_PODS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64); /* netns cookie */
+	__type(value, __u64); /* live records of that netns */
+} sluice_conn_count SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SLUICE_DEFAULT_PODS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64); /* netns cookie */
+	__type(value, __u32);
+} sluice_pending SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SLUICE_COUNTER_MAX);
 	__type(key, __u32);
@@ -139,6 +155,42 @@ static __always_inline void count_decision(__u8 outcome, __u8 step)
 static __always_inline const struct sluice_pod_policy *pod_policy(__u64 netns_cookie)
 {
 	return bpf_map_lookup_elem(&sluice_pods, &netns_cookie);
+}
+
+static __always_inline __u32 conn_quota(void)
+{
+	__u32 key = 0;
+	const struct sluice_global *g = bpf_map_lookup_elem(&sluice_global, &key);
+
+	return g ? g->conn_quota : 0;
+}
+
+/* Whether the pod netns holds its quota of original-destination records already. */
+static __always_inline int conn_quota_reached(__u64 netns_cookie)
+{
+	__u32 limit = conn_quota();
+	__u64 *n;
+
+	if (!limit)
+		return 0;
+	n = bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
+	return n && *n >= limit;
+}
+
+/* One more (delta 1) or one fewer (-1) live record for the netns. */
+static __always_inline void conn_count_add(__u64 netns_cookie, __s64 delta)
+{
+	__u64 zero = 0, *n = bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
+
+	if (!n && delta > 0) {
+		bpf_map_update_elem(&sluice_conn_count, &netns_cookie, &zero, BPF_NOEXIST);
+		n = bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
+	}
+	if (!n)
+		return;
+	if (delta < 0 && *n == 0)
+		return; /* the entry was reset (the pod's policy removed and written again) */
+	__sync_fetch_and_add(n, delta);
 }
 
 #endif /* SLUICE_MAPS_H */

@@ -96,6 +96,11 @@ enum sluice_counter {
 	SLUICE_COUNTER_ACCEL_PEER_MISSING,     /* an enrolled socket's peer is not enrolled: it stays on TCP */
 	SLUICE_COUNTER_ACCEL_OFF,              /* an enrolled socket sent while acceleration was off: it stays on TCP */
 	SLUICE_COUNTER_SK_LOOKUP_NO_PROGRAM,   /* a netns entry found no steering program: refused */
+	/* Fail closed when a connection's record cannot be kept (issue 9, items 6 and 8). */
+	SLUICE_COUNTER_CONN_QUOTA_REFUSED,     /* captured connect refused (EPERM): the pod holds its quota of records */
+	SLUICE_COUNTER_CONN_QUOTA_EXCEEDED,    /* established past the quota (a race): not recorded */
+	SLUICE_COUNTER_ORIG_DST_UNRECORDED,    /* SO_ORIGINAL_DST of a redirected connection with no record: failed, as without conntrack */
+	SLUICE_COUNTER_CONNECT_PENDING,        /* connect refused (EPERM): the netns is pending, its policy not written yet */
 	SLUICE_COUNTER_MAX,
 };
 
@@ -264,8 +269,16 @@ enum sluice_global_flag {
 
 struct sluice_global {
 	__u32 flags; /* enum sluice_global_flag */
-	__u32 _pad0;
+	/* Most original-destination records one pod netns may hold at once (map
+	 * sluice_conn_count); 0: no per-pod limit. A captured connect past it is refused. */
+	__u32 conn_quota;
 };
+
+/* Per-pod live record counts, map sluice_conn_count: netns cookie -> __u64, added to by
+ * sockops when a record is written and taken from when its connection closes. */
+
+/* Pods the daemon knows but has not written a policy for yet (sluice run --hold-unknown),
+ * map sluice_pending: netns cookie -> __u32 1. Their outbound connects are refused. */
 
 /* Acceleration, sockhash sluice_accel: a socket whose peer is on this node, keyed by a
  * struct sluice_conn_key with src = the socket's own end and dst = its peer's end; the

@@ -33,24 +33,31 @@ static __always_inline void sock_ops_endpoints(const struct bpf_sock_ops *skops,
 
 static __always_inline void record_connection(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
+	__u64 netns_cookie = bpf_get_netns_cookie(skops);
 	struct endpoint app, listener;
 	struct sluice_sock_state *st;
 
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
 	if (!st || !(st->flags & SLUICE_SOCK_CAPTURED))
 		return;
+	/* Unrecorded, the proxy's SO_ORIGINAL_DST fails (getsockopt.bpf.c): closed, not misled. */
+	if (conn_quota_reached(netns_cookie)) {
+		count(SLUICE_COUNTER_CONN_QUOTA_EXCEEDED);
+		return;
+	}
 	sock_ops_endpoints(skops, &app, &listener);
-	conn_key_make(&st->conn, &app, &listener, bpf_get_netns_cookie(skops));
+	conn_key_make(&st->conn, &app, &listener, netns_cookie);
 	if (bpf_map_update_elem(&sluice_conns, &st->conn, &st->orig, BPF_ANY)) {
 		count(SLUICE_COUNTER_CONN_MAP_FULL);
 		return;
 	}
+	conn_count_add(netns_cookie, 1);
 	st->flags |= SLUICE_SOCK_CONN_RECORDED;
 	count(SLUICE_COUNTER_CONN_RECORDED);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
-static __always_inline void forget_connection(struct bpf_sock *sk)
+static __always_inline void forget_connection(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
 	struct sluice_sock_state *st;
 	struct sluice_orig_dst *rec;
@@ -59,6 +66,7 @@ static __always_inline void forget_connection(struct bpf_sock *sk)
 	if (!st || !(st->flags & SLUICE_SOCK_CONN_RECORDED))
 		return;
 	st->flags &= ~SLUICE_SOCK_CONN_RECORDED;
+	conn_count_add(bpf_get_netns_cookie(skops), -1); /* once per recorded socket */
 	/* Only our own record: the key may already belong to a newer connection. */
 	rec = bpf_map_lookup_elem(&sluice_conns, &st->conn);
 	if (rec && rec->owner_cookie == st->orig.owner_cookie) {
@@ -191,7 +199,7 @@ int sluice_sockops(struct bpf_sock_ops *skops)
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
 		if (skops->args[1] == BPF_TCP_CLOSE) {
-			forget_connection(sk);
+			forget_connection(skops, sk);
 			accel_forget(skops, sk);
 		}
 		break;

@@ -99,7 +99,11 @@ export const COUNTER = {
   ACCEL_PEER_MISSING: 2 * STEP.COUNT + 22,
   ACCEL_OFF: 2 * STEP.COUNT + 23,
   SK_LOOKUP_NO_PROGRAM: 2 * STEP.COUNT + 24,
-  MAX: 2 * STEP.COUNT + 25,
+  CONN_QUOTA_REFUSED: 2 * STEP.COUNT + 25,
+  CONN_QUOTA_EXCEEDED: 2 * STEP.COUNT + 26,
+  ORIG_DST_UNRECORDED: 2 * STEP.COUNT + 27,
+  CONNECT_PENDING: 2 * STEP.COUNT + 28,
+  MAX: 2 * STEP.COUNT + 29,
 } as const;
 
 /** Counter index → the name readCounters() reports. */
@@ -154,7 +158,7 @@ export const LAYOUTS = {
   sluice_dns_state: { size: 56, offsets: { orig: 0, listener: 32, listener_port: 48, listener_family: 50 } },
   sluice_listener_key: { size: 16, offsets: { netns_cookie: 0, port: 8, family: 10 } },
   sluice_sk_lookup_config: { size: 8, offsets: { netns_cookie: 0 } },
-  sluice_global: { size: 8, offsets: { flags: 0 } },
+  sluice_global: { size: 8, offsets: { flags: 0, conn_quota: 4 } },
   sluice_addr_key: { size: 20, offsets: { family: 0, addr: 4 } },
 } as const satisfies Record<string, Layout>;
 
@@ -529,14 +533,20 @@ export function encodeSkLookupConfig(netnsCookie: bigint): Buffer {
 
 // ------------------------------------------------------------- acceleration
 
-export function encodeGlobal(flags: number): Buffer {
+/** struct sluice_global: the flags, and the per-pod record quota (0: none). */
+export function encodeGlobal(flags: number, connQuota = 0): Buffer {
   const b = Buffer.alloc(LAYOUTS.sluice_global.size);
   u32(b, LAYOUTS.sluice_global.offsets.flags, flags);
+  u32(b, LAYOUTS.sluice_global.offsets.conn_quota, connQuota);
   return b;
 }
 
 export function decodeGlobal(b: Buffer): number {
   return getU32(b, LAYOUTS.sluice_global.offsets.flags);
+}
+
+export function decodeGlobalConnQuota(b: Buffer): number {
+  return getU32(b, LAYOUTS.sluice_global.offsets.conn_quota);
 }
 
 export interface AccelKey {

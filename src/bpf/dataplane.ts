@@ -1,14 +1,14 @@
 // The daemon's DataPlane on real BPF maps: policies by netns cookie, the pod's sk_lookup
 // link, proxy-listener adoption, original-destination lookups, counters and usage.
 import { execFileSync } from 'node:child_process';
-import type { DataPlane, MapUsage, NetnsResolver } from '../daemon/dataplane.js';
+import { NetnsError, type DataPlane, type MapUsage, type NetnsResolver } from '../daemon/dataplane.js';
 import type { CapturePolicy, Endpoint } from '../policy/types.js';
-import { decodeGlobal, encodeGlobal, encodeU32, GLOBAL_FLAG } from './codec.js';
+import { decodeGlobal, decodeGlobalConnQuota, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
 import { adoptListeners, type AdoptedListener } from './listeners.js';
-import { attachNetns, detachNetns, install, linkedNetns, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
+import { attachNetns, detachNetns, install, linkedNetns, netnsLinkAlive, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
 import { SluiceMaps } from './maps.js';
-import { netnsCookie, netnsIfindex } from './netns.js';
-import { PolicyMaps, type PodNetns, type Route } from './policy-map.js';
+import { netnsIfindex, openPodNetns, withPodNetns, type NetnsGuard } from './netns.js';
+import { PolicyMaps, type GarbageReport, type PodNetns, type Route } from './policy-map.js';
 import { RerouteAttachments } from './tc.js';
 
 export class UnknownNetnsError extends Error {
@@ -55,6 +55,13 @@ export interface ApplyReport {
 export class BpfDataPlane implements DataPlane, NetnsResolver {
   private readonly paths = new Map<bigint, string>();
   private readonly reroute: RerouteAttachments;
+  /** Namespaces never captured besides the daemon's own (default: PID 1's). */
+  guard: NetnsGuard = {};
+  /**
+   * Fault injection for the fault tests: runs once a policy is staged and its netns linked,
+   * before the change is committed. A throw there must leave the pod as it was.
+   */
+  beforeCommit: ((cookie: bigint) => void) | null = null;
 
   private constructor(
     readonly maps: SluiceMaps,
@@ -65,7 +72,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
     this.reroute = new RerouteAttachments(opts);
   }
 
-  /** Installs (or adopts) the data plane and opens its maps. */
+  /** Installs (or adopts) the data plane and opens its maps. Hold the pin-dir lock first. */
   static install(opts: InstallOptions): BpfDataPlane {
     const report = install(opts);
     const maps = SluiceMaps.open(opts.bpffsDir);
@@ -83,7 +90,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
   }
 
   cookieOf(path: string): bigint {
-    const cookie = netnsCookie(path);
+    const { cookie } = openPodNetns(path, this.guard);
     this.paths.set(cookie, path);
     return cookie;
   }
@@ -92,29 +99,51 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
     this.apply(cookie, policy);
   }
 
-  /** applyPolicy, with what it did. */
+  /**
+   * applyPolicy, with what it did. All or nothing: the policy is staged, the netns linked
+   * and the proxy's listeners enrolled; any failure puts the pod back as it was.
+   */
   apply(cookie: bigint, policy: CapturePolicy): ApplyReport {
     const path = this.paths.get(cookie);
     if (!path) throw new UnknownNetnsError(cookie);
-    const isNew = this.policies.get(cookie) === null;
-    const { written, podId } = this.policies.apply(cookie, policy, podNetns(path));
-    // Policy first: a listener the proxy opens from now on is enrolled by sockops itself.
-    let linked: boolean;
-    try {
-      linked = attachNetns(cookie, path, this.opts);
-      this.reroute.sync(cookie, path, policy.rerouteInterfaces);
-    } catch (err) {
-      if (isNew) this.policies.remove(cookie); // all or nothing for a new pod
-      throw err;
-    }
-    const listeners = adoptListeners(this.maps, cookie, path, [policy.ports.inbound, policy.ports.outbound]);
-    return { written, podId, linked, listeners };
+    // Re-opened and checked: what is linked is the namespace the cookie names, now.
+    return withPodNetns(path, this.guard, (fd, id) => {
+      if (id.cookie !== cookie) throw new NetnsError(path, `it names another namespace now (cookie ${id.cookie}, resolved as ${cookie})`);
+      const staged = this.policies.stage(cookie, policy, podNetns(path));
+      let linked = false;
+      try {
+        // Policy first: a listener the proxy opens from now on is enrolled by sockops itself.
+        linked = attachNetns(cookie, fd, this.opts);
+        this.reroute.sync(cookie, path, policy.rerouteInterfaces);
+        const listeners = adoptListeners(this.maps, cookie, id, [policy.ports.inbound, policy.ports.outbound]);
+        this.beforeCommit?.(cookie);
+        staged.commit();
+        this.clearPending(cookie);
+        return { written: staged.written, podId: staged.podId, linked, listeners };
+      } catch (err) {
+        if (linked) detachNetns(cookie, this.opts.bpffsDir);
+        staged.rollback();
+        throw err;
+      }
+    });
   }
 
   removePolicy(cookie: bigint): void {
     this.policies.remove(cookie);
     this.reroute.remove(cookie, this.paths.get(cookie));
     detachNetns(cookie, this.opts.bpffsDir);
+    this.maps.delete('sluice_conn_count', encodeU64(cookie));
+    this.clearPending(cookie);
+  }
+
+  /** What a crash left in the maps, deleted; only under the pin-dir lock (pin-lock.ts). */
+  collectGarbage(): GarbageReport {
+    return this.policies.collectGarbage();
+  }
+
+  /** False once the netns of a captured pod is gone (its sk_lookup link is defunct). */
+  netnsAlive(cookie: bigint): boolean | null {
+    return netnsLinkAlive(cookie, this.opts.bpffsDir);
   }
 
   listPolicies(): bigint[] {
@@ -141,7 +170,44 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
    */
   setAcceleration(on: boolean): void {
     const flags = this.globalFlags();
-    this.maps.update('sluice_global', encodeU32(0), encodeGlobal(on ? flags | GLOBAL_FLAG.ACCELERATE : flags & ~GLOBAL_FLAG.ACCELERATE));
+    this.maps.update('sluice_global', encodeU32(0), encodeGlobal(on ? flags | GLOBAL_FLAG.ACCELERATE : flags & ~GLOBAL_FLAG.ACCELERATE, this.connQuota()));
+  }
+
+  /**
+   * Most original-destination records one pod netns may hold (0: no limit), read by the
+   * programs at run time: a captured connect past it is refused, so one pod cannot fill
+   * the node's sluice_conns.
+   */
+  setConnQuota(n: number): void {
+    this.maps.update('sluice_global', encodeU32(0), encodeGlobal(this.globalFlags(), n));
+  }
+
+  connQuota(): number {
+    const v = this.maps.lookup('sluice_global', encodeU32(0));
+    return v ? decodeGlobalConnQuota(v) : 0;
+  }
+
+  /** Live original-destination records of one pod netns, as the programs count them. */
+  connCount(cookie: bigint): bigint {
+    const v = this.maps.lookup('sluice_conn_count', encodeU64(cookie));
+    return v ? v.readBigUInt64LE(0) : 0n;
+  }
+
+  /**
+   * Holds a netns (sluice run --hold-unknown): with no policy written yet, its outbound
+   * connects are refused, so a pod that starts before it is reconciled never bypasses
+   * its proxy. applyPolicy releases it.
+   */
+  markPending(cookie: bigint): void {
+    this.maps.update('sluice_pending', encodeU64(cookie), encodeU32(1));
+  }
+
+  clearPending(cookie: bigint): void {
+    this.maps.delete('sluice_pending', encodeU64(cookie));
+  }
+
+  pendingNetns(): bigint[] {
+    return this.maps.keys('sluice_pending').map((k) => k.readBigUInt64LE(0));
   }
 
   acceleration(): boolean {
@@ -155,7 +221,7 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
 
   mapUsage(): MapUsage[] {
     const usage: MapUsage[] = [];
-    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen', 'sluice_accel', 'sluice_addrs'] as const) {
+    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen', 'sluice_accel', 'sluice_addrs', 'sluice_conn_count', 'sluice_pending'] as const) {
       usage.push({ map, entries: this.maps.count(map), capacity: this.maps.info(map).maxEntries });
     }
     return usage;

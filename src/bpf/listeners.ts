@@ -44,13 +44,18 @@ function listeningSockets(pid: number, ports: Set<number>): ListeningSocket[] {
   return out;
 }
 
-function pidsInNetns(netnsPath: string): number[] {
-  const { dev, ino } = statSync(netnsPath);
+/** The netns as nsfs inode and device: what netns.ts checked, not a path to re-open. */
+export interface NetnsInode {
+  ino: bigint;
+  dev: bigint;
+}
+
+function pidsInNetns({ dev, ino }: NetnsInode): number[] {
   const pids: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const st = statSync(`/proc/${name}/ns/net`);
+      const st = statSync(`/proc/${name}/ns/net`, { bigint: true });
       if (st.ino === ino && st.dev === dev) pids.push(Number(name));
     } catch {
       // gone, or a kernel thread
@@ -63,8 +68,8 @@ function pidsInNetns(netnsPath: string): number[] {
  * Enrols the listeners on `ports` (the pod's P_IN and P_OUT) of the netns in the listener
  * map under `netnsCookie`. Returns what it enrolled.
  */
-export function adoptListeners(maps: SluiceMaps, netnsCookie: bigint, netnsPath: string, ports: number[]): AdoptedListener[] {
-  const pids = pidsInNetns(netnsPath);
+export function adoptListeners(maps: SluiceMaps, netnsCookie: bigint, netns: NetnsInode, ports: number[]): AdoptedListener[] {
+  const pids = pidsInNetns(netns);
   if (pids.length === 0) return [];
   const wanted = new Map(listeningSockets(pids[0]!, new Set(ports)).map((s) => [`socket:[${s.inode}]`, s]));
   const adopted: AdoptedListener[] = [];

@@ -34,6 +34,8 @@ export const MAP_NAMES = [
   'sluice_global',
   'sluice_accel',
   'sluice_addrs',
+  'sluice_conn_count',
+  'sluice_pending',
 ] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
@@ -90,6 +92,10 @@ export function capacityOf(name: MapName, cap: Capacity): number | null {
       return cap.connections;
     case 'sluice_addrs':
       return 8 * cap.pods; // SLUICE_MAX_POD_IPS per family
+    case 'sluice_conn_count':
+      return 2 * cap.pods; // counts of removed pods linger until their connections close
+    case 'sluice_pending':
+      return cap.pods;
     case 'sluice_ports':
     case 'sluice_cidrs':
     case 'sluice_ifaces':
@@ -174,6 +180,7 @@ const MAP_INFO_ID = 4;
 const LINK_INFO_SIZE = 64;
 const LINK_INFO_CGROUP_ID = 16;
 const LINK_INFO_SOCKMAP_MAP_ID = 16;
+const LINK_INFO_NETNS_INO = 16;
 
 type MapShape = ReturnType<typeof bpf.mapShape>;
 
@@ -400,10 +407,11 @@ export function netnsLinkPath(bpffsDir: string, netnsCookie: bigint): string {
 }
 
 /**
- * Links an sk_lookup instance that knows `netnsCookie` to the netns at `netnsPath`.
- * Returns false when that netns already has one (adopted as it is).
+ * Links an sk_lookup instance that knows `netnsCookie` to the netns open as `netnsFd`
+ * (opened and checked by netns.ts withPodNetns: never a path here, which a pod could point
+ * at a FIFO or swap). Returns false when that netns already has one (adopted as it is).
  */
-export function attachNetns(netnsCookie: bigint, netnsPath: string, opts: LoaderOptions = {}): boolean {
+export function attachNetns(netnsCookie: bigint, netnsFd: number, opts: LoaderOptions = {}): boolean {
   const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
   const path = netnsLinkPath(bpffsDir, netnsCookie);
   if (existsSync(path)) return false;
@@ -416,16 +424,26 @@ export function attachNetns(netnsCookie: bigint, netnsPath: string, opts: Loader
     skip: [SK_LOOKUP_STEER_PROGRAM],
   });
   try {
-    const netnsFd = openSync(netnsPath, 'r');
-    try {
-      bpf.pinAndRelease(bpf.attachNetns(bpf.findProgram(obj, SK_LOOKUP_PROGRAM), netnsFd), path);
-    } finally {
-      closeSync(netnsFd);
-    }
+    bpf.pinAndRelease(bpf.attachNetns(bpf.findProgram(obj, SK_LOOKUP_PROGRAM), netnsFd), path);
   } finally {
     bpf.closeObject(obj);
   }
   return true;
+}
+
+/** Whether the netns of a pinned sk_lookup link still exists; null when no link is pinned. */
+export function netnsLinkAlive(netnsCookie: bigint, bpffsDir: string = DEFAULT_BPFFS_DIR): boolean | null {
+  const path = netnsLinkPath(bpffsDir, netnsCookie);
+  const fd = bpf.objGetIfPinned(path);
+  if (fd === null) return null;
+  try {
+    const info = Buffer.alloc(LINK_INFO_SIZE);
+    bpf.objInfo(fd, info, path);
+    // struct bpf_link_info.netns.netns_ino: 0 once the namespace is gone (the link is defunct).
+    return info.readUInt32LE(LINK_INFO_NETNS_INO) !== 0;
+  } finally {
+    bpf.closeFd(fd);
+  }
 }
 
 /** Detaches and unpins the sk_lookup link of one netns. False when there was none. */

@@ -128,4 +128,6 @@ export const KEY_SIZES: Partial<Record<MapName, number>> = {
   sluice_global: 4,
   sluice_accel: LAYOUTS.sluice_conn_key.size,
   sluice_addrs: LAYOUTS.sluice_addr_key.size,
+  sluice_conn_count: 8,
+  sluice_pending: 8,
 };

@@ -25,6 +25,9 @@ export interface RunFlags {
   maxPods?: string;
   maxConnections?: string;
   resync?: string;
+  hostNetns?: string;
+  holdUnknown?: boolean;
+  maxConnectionsPerPod?: string;
   node?: string;
   kubeconfig?: string;
   procRoot?: string;
@@ -79,6 +82,9 @@ export async function runRun(flags: RunFlags): Promise<void> {
     ...(flags.lookupSocket ? { lookupSocket: flags.lookupSocket } : {}),
     ...(flags.lookupGroup !== undefined ? { lookupGid: groupFlag(flags.lookupGroup) } : {}),
     ...(flags.resync ? { resyncMs: resyncFlag(flags.resync) } : {}),
+    ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
+    ...(flags.holdUnknown ? { holdUnknown: true } : {}),
+    ...(flags.maxConnectionsPerPod ? { connectionsPerPod: capacityFlag('--max-connections-per-pod', flags.maxConnectionsPerPod) } : {}),
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

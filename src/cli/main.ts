@@ -73,6 +73,9 @@ program
   .option('--max-pods <n>', 'capacity of the pod policy map', '512')
   .option('--max-connections <n>', 'capacity of the original-destination map', '262144')
   .option('--resync <seconds>', 'reconcile this often even when the source is unchanged (notices vanished netns)', '10')
+  .option('--hold-unknown', "refuse a captured pod's outbound connects until its policy is written (no bypass while the daemon lags)")
+  .option('--max-connections-per-pod <n>', 'original-destination records one pod may hold (default: a quarter of --max-connections)')
+  .option('--host-netns <path>', "the host's netns, never captured (as the daemon's own netns is)", '/proc/1/ns/net')
   .action(async (opts) => (await kernel()).runRun(opts));
 
 program

@@ -1,4 +1,5 @@
 // What the daemon needs from the kernel side. src/bpf implements it; tests fake it.
+import { SluiceError } from '../errors.js';
 import type { CapturePolicy, Endpoint } from '../policy/types.js';
 
 export interface MapUsage {
@@ -20,6 +21,18 @@ export interface DataPlane {
   mapUsage(): MapUsage[];
   /** Whether sk_msg acceleration is switched on in the kernel right now. */
   acceleration?(): boolean;
+  /**
+   * Whether the netns of a captured pod still exists: false once it is gone, null when
+   * the data plane cannot tell (the reconciler then takes it as alive).
+   */
+  netnsAlive?(cookie: bigint): boolean | null;
+  /**
+   * Holding (sluice run --hold-unknown): a pending netns without a policy has its outbound
+   * connects refused until applyPolicy, which clears the mark, succeeds.
+   */
+  markPending?(cookie: bigint): void;
+  clearPending?(cookie: bigint): void;
+  pendingNetns?(): bigint[];
 }
 
 export interface NetnsResolver {
@@ -32,6 +45,23 @@ export class NetnsError extends Error {
   readonly code = 'NETNS_UNAVAILABLE';
   constructor(readonly path: string, cause: string) {
     super(`network namespace ${path} is not available (${cause}); check the pod's sluice.dev/netns annotation`);
+  }
+}
+
+/**
+ * A netns path the daemon will not capture: not a network namespace file (a FIFO, a
+ * device, another kind of namespace), or the host's or the daemon's own namespace. The
+ * pod is rejected and nothing of it is written.
+ */
+export class NetnsRefusedError extends SluiceError {
+  constructor(
+    readonly path: string,
+    why: string,
+  ) {
+    super('NETNS_REFUSED', `network namespace ${path} refused: ${why}`, {
+      hint: "set the pod's sluice.dev/netns annotation to its own netns (/var/run/netns/NAME or /proc/PID/ns/net)",
+      exitCode: 2,
+    });
   }
 }
 

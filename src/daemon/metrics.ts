@@ -4,7 +4,7 @@ import type { SourceStatus } from '../sources/record.js';
 import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
 
-export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict' | 'netns_pending' | 'double_capture';
+export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'netns_refused' | 'netns_moved' | 'map_full' | 'map_write' | 'netns_conflict' | 'netns_pending' | 'double_capture';
 /** How long one walk of the maps serves /metrics scrapes. */
 export const MAP_WALK_CACHE_MS = 1000;
 

@@ -3,7 +3,7 @@
 import type { PodRecord } from '../sources/record.js';
 import type { ChainsVerdict, IstioChainsCheck } from './istio-iptables.js';
 import type { CapturePolicy } from '../policy/types.js';
-import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from './dataplane.js';
+import { MapFullError, NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from './dataplane.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
 
 export interface PodState {
@@ -26,6 +26,20 @@ export interface Logger {
   error(obj: object, msg: string): void;
 }
 
+const MOVE_HINT = 'the pod keeps its old netns until that one is gone; check the sluice.dev/netns annotation (a reused /proc/PID path points at another process)';
+
+/** One captured pod's netns: its cookie and the pod that owns it, or why it has none. */
+type NetnsClaim = { cookie: bigint; owner: string } | { refused: string } | { unavailable: string };
+
+export interface ReconcilerOptions {
+  /**
+   * Hold every captured pod the kernel has no policy for (new, or rejected with no last
+   * good one): its netns is marked pending, so its connects fail instead of bypassing the
+   * proxy. Off: such a pod is not captured until its policy lands.
+   */
+  holdUnknown?: boolean;
+}
+
 interface Applied {
   cookie: bigint;
   policy: CapturePolicy;
@@ -45,6 +59,7 @@ export class Reconciler {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly chains?: IstioChainsCheck,
+    private readonly opts: ReconcilerOptions = {},
   ) {}
 
   /** Every pod of the source reconciled at least once, none left queued by the budget. */
@@ -54,6 +69,63 @@ export class Reconciler {
 
   podStates(): PodState[] {
     return this.states;
+  }
+
+  /**
+   * Each captured pod's netns, resolved once, and who owns it: the pod that already owned
+   * it in the kernel keeps it whatever the order of the source, so a pod that names
+   * another pod's netns cannot take it over; a netns nobody owned yet goes to the first
+   * pod that names it.
+   */
+  private claimNetns(records: PodRecord[]): Map<number, NetnsClaim> {
+    const claims = new Map<number, NetnsClaim>();
+    const claimants = new Map<bigint, string[]>();
+    records.forEach(({ result, netns: target }, i) => {
+      if (result.status === 'uncaptured' || target.kind !== 'path') return;
+      try {
+        const cookie = this.netns.cookieOf(target.path);
+        claims.set(i, { cookie, owner: '' });
+        const key = `${result.pod.namespace}/${result.pod.name}`;
+        claimants.set(cookie, [...(claimants.get(cookie) ?? []), key]);
+      } catch (e) {
+        if (e instanceof NetnsRefusedError) claims.set(i, { refused: e.message });
+        else if (e instanceof NetnsError) claims.set(i, { unavailable: e.message });
+        else throw e;
+      }
+    });
+    const owners = new Map<bigint, string>();
+    for (const [cookie, keys] of claimants) {
+      const incumbent = keys.find((k) => this.applied.get(k)?.cookie === cookie);
+      owners.set(cookie, incumbent ?? keys[0]!);
+    }
+    for (const c of claims.values()) if ('cookie' in c) c.owner = owners.get(c.cookie)!;
+    return claims;
+  }
+
+  /**
+   * The cookie a pod had, when its path now names another netns while the old one still
+   * lives: with /proc/PID paths a reused PID points elsewhere, so this is never taken as
+   * a move. Once the old netns is gone (the pod really restarted), the move goes ahead.
+   */
+  private refusedMove(key: string, cookie: bigint): bigint | null {
+    const last = this.applied.get(key);
+    if (!last || last.cookie === cookie) return null;
+    return this.dataPlane.netnsAlive?.(last.cookie) === false ? null : last.cookie;
+  }
+
+  /** Marks the pod's netns pending before anything is written: a crash mid-apply still holds it. */
+  private hold(cookie: bigint, held: Set<bigint>, inKernel: Set<bigint>): void {
+    held.add(cookie);
+    if (!inKernel.has(cookie)) this.dataPlane.markPending?.(cookie);
+  }
+
+  /** Pending marks: kept for pods still without a policy, dropped for the rest. */
+  private releaseHeld(held: Set<bigint>, captured: Set<bigint>, prune: boolean): void {
+    for (const cookie of this.dataPlane.pendingNetns?.() ?? []) {
+      if (held.has(cookie) && !captured.has(cookie)) continue;
+      if (!prune && !captured.has(cookie)) continue; // a pod in a broken document is unknown, not gone
+      this.dataPlane.clearPending?.(cookie);
+    }
   }
 
   /**
@@ -74,8 +146,11 @@ export class Reconciler {
     const seen = new Set<bigint>();
     const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
     const previous = new Map(this.states.map((s) => [keyOf(s), s]));
+    const claims = this.claimNetns(records);
+    const held = new Set<bigint>();
+    const inKernel = this.opts.holdUnknown ? new Set(this.dataPlane.listPolicies()) : new Set<bigint>();
 
-    records.forEach(({ result, netns: target }) => {
+    records.forEach(({ result, netns: target }, i) => {
       const key = `${result.pod.namespace}/${result.pod.name}`;
       const netnsPath = target.kind === 'path' ? target.path : null;
       const state: PodState = { ...result.pod, netns: netnsPath, netnsCookie: null, status: 'uncaptured', error: null, policy: null };
@@ -107,18 +182,17 @@ export class Reconciler {
       // A bad policy (a non-string netns annotation among its errors) keeps its last good one.
       if (target.kind === 'missing' && result.status === 'rejected') return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       if (target.kind === 'missing') return reject('netns_missing', target.reason, false);
-      let cookie: bigint;
-      try {
-        cookie = this.netns.cookieOf(target.path);
-      } catch (e) {
-        // A vanished netns means the pod is gone: its entry is removed, not kept.
-        if (e instanceof NetnsError) return reject('netns_unavailable', e.message, false);
-        throw e;
-      }
+      const claim = claims.get(i)!;
+      // A refused netns (not nsfs, the host's, the daemon's own) gets nothing written; a
+      // vanished one means the pod is gone: its entry is removed, not kept.
+      if ('refused' in claim) return reject('netns_refused', claim.refused, false);
+      if ('unavailable' in claim) return reject('netns_unavailable', claim.unavailable, false);
+      const cookie = claim.cookie;
       state.netnsCookie = cookie.toString();
       seen.add(cookie);
-      const owner = cookieOwner.get(cookie);
-      if (owner) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      if (claim.owner !== key) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${claim.owner}; each pod needs its own netns`, false);
+      const moved = this.refusedMove(key, cookie);
+      if (moved) return reject('netns_moved', `netns ${netnsPath} names another namespace now (cookie ${cookie}, was ${moved}); ${MOVE_HINT}`, true);
       if (this.chains) {
         state.istioIptables = this.chains.verdict(cookie, target.path);
         if (state.istioIptables === 'present') {
@@ -129,6 +203,7 @@ export class Reconciler {
           );
         }
       }
+      if (this.opts.holdUnknown) this.hold(cookie, held, inKernel);
       if (result.status === 'rejected') {
         return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       }
@@ -196,6 +271,7 @@ export class Reconciler {
       }
     }
 
+    this.releaseHeld(held, keep, prune);
     this.chains?.retain(seen);
     this.applied = wanted;
     this.states = states;

@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import pino from 'pino';
 import { BpfDataPlane } from '../bpf/dataplane.js';
+import { lockPinDir } from '../bpf/pin-lock.js';
 import { checkSockmapWakeup, type WakeupOptions, type WakeupReport } from '../bpf/probes.js';
 import { findCgroup2Mount, kernelRelease } from '../bpf/system.js';
 import { InputError } from '../policy/errors.js';
@@ -46,6 +47,12 @@ export interface DaemonOptions {
    * (a netns that vanished) is noticed. Default 10 s.
    */
   resyncMs?: number;
+  /** A netns never captured besides the daemon's own; default PID 1's (the host's). */
+  hostNetns?: string;
+  /** Refuse the connects of a captured pod until its policy is written (see Reconciler). */
+  holdUnknown?: boolean;
+  /** Most original-destination records one pod may hold; default a quarter of the map. */
+  connectionsPerPod?: number;
 }
 
 export interface Daemon {
@@ -120,6 +127,10 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   const cgroupDir = opts.cgroup ?? findCgroup2Mount();
   if (!cgroupDir) throw new InputError('NO_CGROUP2', 'no cgroup2 filesystem is mounted; mount one or pass --cgroup DIR');
 
+  // One writer per pin directory: a second daemon (a surge) waits here until the first exits.
+  const lock = await lockPinDir(opts.bpffs, {
+    onWait: () => log.warn({ reason: 'pin_dir_locked', bpffs: opts.bpffs }, 'another sluice daemon holds the pin directory; waiting for it to exit'),
+  });
   const dataPlane = BpfDataPlane.install({
     cgroupDir,
     allowCgroupRoot: true,
@@ -129,6 +140,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     log: (message) => log.info({ reason: 'loader' }, message),
   });
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
+  if (opts.hostNetns) dataPlane.guard = { hostNetns: [opts.hostNetns] };
+  // A quarter of the pinned map by default: one pod can never fill the node's table.
+  dataPlane.setConnQuota(opts.connectionsPerPod ?? Math.max(1, Math.floor(dataPlane.maps.info('sluice_conns').maxEntries / 4)));
+  // Under the lock, so no other writer's staged sets are mistaken for a crash's.
+  const garbage = dataPlane.collectGarbage();
+  if (garbage.sets + garbage.addrs > 0) log.warn({ reason: 'garbage_collected', ...garbage }, 'deleted map entries a crashed daemon left behind');
   // Every start sets the switch, so a restart without --accelerate is the kill switch.
   dataPlane.setAcceleration(accelerate);
   log.info({ reason: 'acceleration', enabled: accelerate }, accelerate ? 'sk_msg acceleration on: redirected bytes bypass netfilter and tcpdump (see the accel_* counters)' : 'sk_msg acceleration off');
@@ -147,7 +164,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   });
   metrics.doubleCaptured = () => chains.count('present');
   metrics.chainsUnknown = () => chains.count('unknown');
-  const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains);
+  const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains, { holdUnknown: opts.holdUnknown ?? false });
 
   // Source errors are counted once per distinct error, not again on every resync.
   const sourceErrors = new DistinctErrors();
@@ -228,6 +245,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (lookup) await new Promise<void>((resolve) => lookup!.close(() => resolve()));
       dataPlane.close();
+      lock.release();
       log.info({ reason: 'shutdown' }, 'daemon stopped; programs stay attached');
     },
   };

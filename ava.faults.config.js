@@ -1,0 +1,9 @@
+// `npm run test:faults`: the fault suite (issue 9), kept out of `npm test` for its length.
+export default {
+  extensions: { ts: 'module' },
+  nodeArguments: ['--import=tsx'],
+  files: ['test/faults/**/*.test.ts'],
+  timeout: '10m',
+  workerThreads: false,
+  serial: true,
+};

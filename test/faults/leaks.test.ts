@@ -1,0 +1,187 @@
+// Fault suite (issue 9): connections closed every way leave 0 records in sluice_conns and
+// a per-pod count of 0: FIN, RST, refused (no proxy listener), SYN to nowhere (the
+// proxy's SYNs dropped), timeout (established, then every packet dropped), half-open (the
+// proxy closed, the app killed with the socket in CLOSE_WAIT) and the proxy dying with
+// connections open. Scaled down from the issue's 1,000,000: see COUNTS.
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { BpfDataPlane } from '../../src/bpf/dataplane.js';
+import { bpfRequirementsMissing, createBpfSandbox, reapStale, runInNetns, spawnInCgroup, startServer, type TestServer } from '../kernel/bpf-fixture.js';
+import { makePolicy } from '../kernel/harness/cases.js';
+import { reapStaleNamespaces } from '../kernel/harness/topology.js';
+
+const missing = bpfRequirementsMissing();
+/** Connections per way of closing. */
+const COUNTS = { fin: 20_000, rst: 5000, refused: 2000, syn: 500, timeout: 300, halfopen: 1000, proxydies: 1000 };
+
+const CLIENT = `
+import encodings.idna, json, os, select, socket, struct, sys, time
+os.setgid(1000); os.setuid(1000)
+mode, n, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+DST = ('10.2.0.5', 80)
+errors = {}
+def err(e):
+    k = type(e).__name__
+    errors[k] = errors.get(k, 0) + 1
+def wait_marker():
+    print('ready', flush=True)
+    while not os.path.exists(marker):
+        time.sleep(0.05)
+def open_all(line):
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(DST, timeout=5)
+        if line:
+            s.sendall(b'leak\\n')
+        socks.append(s)
+    return socks
+if mode in ('fin', 'refused'):
+    for _ in range(n):
+        try:
+            s = socket.create_connection(DST, timeout=5)
+            s.sendall(b'leak\\n')
+            while s.recv(4096):
+                pass
+            s.close()
+        except Exception as e:
+            err(e)
+elif mode == 'rst':
+    for _ in range(n):
+        try:
+            s = socket.create_connection(DST, timeout=5)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            s.close()
+        except Exception as e:
+            err(e)
+elif mode == 'syn':
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(DST)
+        socks.append(s)
+    time.sleep(1.5)
+    for s in socks:
+        s.close()
+elif mode == 'timeout':
+    socks = open_all(False)
+    for s in socks:
+        s.setsockopt(socket.IPPROTO_TCP, 18, 500)  # TCP_USER_TIMEOUT
+    wait_marker()
+    for s in socks:
+        s.sendall(b'x')
+    for s in socks:
+        try:
+            s.settimeout(10)
+            s.recv(1)
+        except Exception as e:
+            err(e)
+        s.close()
+elif mode == 'proxydies':
+    socks = open_all(False)
+    wait_marker()
+    for s in socks:
+        try:
+            s.settimeout(10)
+            while s.recv(4096):
+                pass
+        except Exception as e:
+            err(e)
+        s.close()
+elif mode == 'halfopen':
+    socks = open_all(True)
+    time.sleep(0.5)  # the proxy answers and closes its side: every socket is in CLOSE_WAIT
+    print('ready', flush=True)
+    time.sleep(600)  # until killed
+print(json.dumps({'mode': mode, 'errors': errors}), flush=True)
+`;
+
+test.before(async () => {
+  if (missing) return;
+  await reapStaleNamespaces();
+  reapStale();
+});
+
+test.serial('connections closed every way leave 0 records in sluice_conns', async (t) => {
+  if (missing) return t.fail(missing);
+  const box = await createBpfSandbox();
+  const servers: TestServer[] = [];
+  let dp: BpfDataPlane | null = null;
+  const marker = join(tmpdir(), `sluice-test-${process.pid}-${randomBytes(3).toString('hex')}-go`);
+  const pod = box.topo.pod.path;
+  const proxy = async () => {
+    const s = await startServer(box.cg, 'pod', pod, [15001, 15006]);
+    servers.push(s);
+    return s;
+  };
+  const iptables = async (op: '-I' | '-D') => {
+    const r = await runInNetns(box.cg, pod, 'iptables-legacy', [op, 'INPUT', '-p', 'tcp', '--dport', '15001', '-j', 'DROP']);
+    if (r.code !== 0) throw new Error(`iptables in the pod netns: ${r.stderr}`);
+  };
+  /** Runs one client mode; `during` runs once it says ready (then the marker is set). */
+  const client = async (mode: keyof typeof COUNTS, during?: (kill: () => void) => Promise<void>) => {
+    rmSync(marker, { force: true });
+    const child = spawnInCgroup(box.cg, 'nsenter', [`--net=${pod}`, 'python3', '-c', CLIENT, mode, String(COUNTS[mode]), marker]);
+    let stderr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const lines = createInterface({ input: child.stdout! });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const out: string[] = [];
+    lines.on('line', (l) => out.push(l));
+    if (during) {
+      await new Promise<void>((resolve, reject) => {
+        lines.once('line', () => resolve());
+        void exited.then((c) => reject(new Error(`${mode} client exited ${c} before ready: ${stderr}`)));
+      });
+      await during(() => child.kill('SIGKILL'));
+      writeFileSync(marker, '');
+    }
+    const code = await exited;
+    const result = out.find((l) => l.startsWith('{'));
+    if (mode !== 'halfopen' && (code !== 0 || !result)) throw new Error(`${mode} client exited ${code}: ${stderr}`);
+    return result ? (JSON.parse(result) as { errors: Record<string, number> }) : { errors: {} };
+  };
+  try {
+    servers.push(await startServer(box.cg, 'peer', box.topo.peer.path, [80]));
+    let current = await proxy();
+    dp = BpfDataPlane.install({ cgroupDir: box.cg.path, bpffsDir: box.bpffs.path });
+    const cookie = dp.cookieOf(pod);
+    dp.applyPolicy(cookie, makePolicy());
+    dp.setConnQuota(0);
+    const before = dp.readCounters();
+
+    t.deepEqual((await client('fin')).errors, {});
+    t.deepEqual((await client('rst')).errors, {});
+    await client('halfopen', async (kill) => kill());
+    await client('timeout', () => iptables('-I'));
+    await iptables('-D');
+    await client('proxydies', async () => {
+      await current.stop(); // the proxy goes away with every connection open
+    });
+    current = await proxy();
+    await iptables('-I');
+    await client('syn');
+    await iptables('-D');
+    await current.stop();
+    t.deepEqual(Object.keys((await client('refused')).errors), ['ConnectionRefusedError'], 'no proxy listener: refused');
+
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && (dp.maps.count('sluice_conns') > 0 || dp.connCount(cookie) > 0n)) await new Promise((r) => setTimeout(r, 100));
+    const after = dp.readCounters();
+    const delta = (k: string) => Number((after[k] ?? 0n) - (before[k] ?? 0n));
+    t.log(`records written ${delta('conn_recorded')}, deleted ${delta('conn_deleted')}`);
+    t.is(dp.maps.count('sluice_conns'), 0, 'no record outlives its connection');
+    t.is(dp.connCount(cookie), 0n, "the pod's live-record count is back to 0");
+    t.is(delta('conn_recorded'), delta('conn_deleted'));
+    t.true(delta('conn_recorded') >= COUNTS.fin + COUNTS.rst, `${delta('conn_recorded')} records written`);
+  } finally {
+    rmSync(marker, { force: true });
+    dp?.close();
+    await Promise.all(servers.map((s) => s.stop()));
+    await box.destroy();
+  }
+});
