@@ -11,6 +11,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, 
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSkLookupConfig } from './codec.js';
+import { applyFallbacks } from './fallbacks.js';
 import * as bpf from './libbpf.js';
 import { ATTACH_TYPES } from './probe-facts.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
@@ -225,6 +226,7 @@ function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity
       }
       bpf.setMapPinPath(m, pinPath);
     }
+    applyFallbacks(obj);
     bpf.loadObject(obj, object);
     return obj;
   } catch (err) {
