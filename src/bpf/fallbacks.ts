@@ -2,6 +2,7 @@
 // program takes an older path. The choice is a .rodata.fallback constant set before load
 // from a probe of this kernel; the verifier drops the path not taken (bpf/owner.h).
 import * as bpf from './libbpf.js';
+import { btfAvailableForProbe, kernelHasFunc } from './libbpf-probes.js';
 
 export const FALLBACK_SECTION = '.rodata.fallback';
 
@@ -19,7 +20,7 @@ let probed: Fallbacks | null = null;
 
 /** Probed once per process: the kernel does not change under it. */
 export function kernelFallbacks(): Fallbacks {
-  probed ??= { rdonlyCast: bpf.btfAvailableForProbe() && bpf.kernelHasFunc('bpf_rdonly_cast') };
+  probed ??= { rdonlyCast: btfAvailableForProbe() && kernelHasFunc('bpf_rdonly_cast') };
   return probed;
 }
 

@@ -1,7 +1,6 @@
 // A thin koffi binding to libbpf.so.1 (and the few libc calls the loader needs). Every
 // call that can fail goes through a checker that throws BpfError with the operation, the
 // errno and what to do about it. Nothing here knows about sluice's maps or programs.
-import { existsSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 
@@ -21,7 +20,7 @@ function hintFor(op: string, errno: number): string {
   return 'run `sluice doctor` to check the kernel and the bpffs';
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
+export const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
 
 export class BpfError extends Error {
   override readonly name = 'BpfError';
@@ -90,13 +89,6 @@ const c = {
   probe_prog_type: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
   probe_map_type: lib.func('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
   probe_helper: lib.func('int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)'),
-  btf_load_vmlinux: lib.func('void *btf__load_vmlinux_btf()'),
-  btf_parse_elf: lib.func('void *btf__parse_elf(const char *path, void *btf_ext)'),
-  btf_free: lib.func('void btf__free(void *btf)'),
-  btf_find_by_name_kind: lib.func('int btf__find_by_name_kind(const void *btf, const char *name, uint32_t kind)'),
-  btf_type_cnt: lib.func('uint32_t btf__type_cnt(const void *btf)'),
-  btf_type_by_id: lib.func('const uint32_t *btf__type_by_id(const void *btf, uint32_t id)'),
-  btf_name_by_offset: lib.func('const char *btf__name_by_offset(const void *btf, uint32_t offset)'),
   link_detach: lib.func('int bpf_link_detach(int link_fd)'),
   obj_get_info_by_fd: lib.func('int bpf_obj_get_info_by_fd(int bpf_fd, _Inout_ void *info, _Inout_ uint32_t *info_len)'),
   map_update_elem: lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)'),
@@ -371,53 +363,3 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
   return ret;
 }
 
-// ----------------------------------------------------------------------- BTF
-
-const BTF_KIND_FUNC = 12;
-const BTF_KIND_VAR = 14;
-const BTF_FUNC_EXTERN = 2;
-const BTF_VAR_GLOBAL_EXTERN = 2;
-
-function withBtf<T>(btf: unknown, what: string, use: (btf: unknown) => T): T {
-  if (btf === null) throw new BpfError(what, koffi.errno() || ERRNO.ENOENT, 'no BTF to read: the kernel needs CONFIG_DEBUG_INFO_BTF (/sys/kernel/btf/vmlinux)');
-  try {
-    return use(btf);
-  } finally {
-    c.btf_free(btf);
-  }
-}
-
-/** Whether the kernel exposes its BTF (without it, no kfunc can be called). */
-export function btfAvailableForProbe(): boolean {
-  return existsSync('/sys/kernel/btf/vmlinux');
-}
-
-/** Whether the running kernel's BTF has a function of that name (a kfunc's first condition). */
-export function kernelHasFunc(name: string): boolean {
-  koffi.errno(0);
-  return withBtf(c.btf_load_vmlinux(), 'btf__load_vmlinux_btf', (btf) => (c.btf_find_by_name_kind(btf, name, BTF_KIND_FUNC) as number) > 0);
-}
-
-export interface ObjectExtern {
-  name: string;
-  kind: 'func' | 'var';
-}
-
-/** The extern functions (kfuncs) and variables (ksyms, kconfig) an object file declares, from its BTF. */
-export function objectExterns(path: string): ObjectExtern[] {
-  koffi.errno(0);
-  return withBtf(c.btf_parse_elf(path, null), `btf__parse_elf(${path})`, (btf) => {
-    const out: ObjectExtern[] = [];
-    const n = c.btf_type_cnt(btf) as number;
-    for (let id = 1; id < n; id++) {
-      // struct btf_type { name_off; info; size_or_type }, then for a VAR its linkage.
-      const t = c.btf_type_by_id(btf, id);
-      const [nameOff, info] = koffi.decode(t, 'uint32_t', 2) as number[];
-      const kind = (info! >>> 24) & 0x1f;
-      const name = () => c.btf_name_by_offset(btf, nameOff!) as string;
-      if (kind === BTF_KIND_FUNC && (info! & 0xffff) === BTF_FUNC_EXTERN) out.push({ name: name(), kind: 'func' });
-      if (kind === BTF_KIND_VAR && (koffi.decode(t, 'uint32_t', 4) as number[])[3] === BTF_VAR_GLOBAL_EXTERN) out.push({ name: name(), kind: 'var' });
-    }
-    return out;
-  });
-}

@@ -284,7 +284,8 @@ function attachSkMsg(prog: bpf.BpfProgram, pins: Pins, report: InstallReport, lo
       if (!(err instanceof bpf.BpfError) || err.code !== 'EINVAL') throw err;
       bpf.progAttach(progFd, mapFd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, `${SK_MSG_PROGRAM} on ${mapPath}`);
       log(`this kernel has no sockmap links: ${SK_MSG_PROGRAM} is attached to ${ACCEL_MAP} directly and stays until the map is removed`);
-      report.attached.push(SK_MSG_PROGRAM);
+      // A map of an earlier install already had one; the attach replaced it, in place.
+      (report.adoptedMaps.includes(ACCEL_MAP) ? report.updated : report.attached).push(SK_MSG_PROGRAM);
       return;
     }
     try {

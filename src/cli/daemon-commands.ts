@@ -5,7 +5,8 @@ import { InputError } from '../policy/errors.js';
 import { formatEndpoint, parseEndpoint } from '../policy/net.js';
 import { runDaemon } from '../daemon/run.js';
 import { checkSockmapWakeup, FEATURES } from '../bpf/probes.js';
-import { featureChecks, hostChecks, runDoctor, sockmapCheck } from './doctor.js';
+import { kfuncFeatures, loadEachObject } from '../bpf/object-probes.js';
+import { featureChecks, hostChecks, objectChecks, refuseUnsupportedKernel, runDoctor, sockmapCheck } from './doctor.js';
 import { loadConfig } from './load.js';
 
 
@@ -36,7 +37,12 @@ function resyncFlag(value: string): number {
   return seconds * 1000;
 }
 
+/** What the objects need from this kernel: the fixed list plus the kfuncs they declare. */
+const kernelFeatures = () => [...FEATURES, ...kfuncFeatures(DEFAULT_OBJECT_DIR)];
+
 export async function runRun(flags: RunFlags): Promise<void> {
+  // The doctor's own checks, so that a missing hook is named before anything is touched.
+  refuseUnsupportedKernel(featureChecks(kernelFeatures()));
   const daemon = await runDaemon({
     source: flags.source,
     config: loadConfig(flags.config),
@@ -131,7 +137,8 @@ export function runDoctorCommand(flags: { bpffs: string; json?: boolean }): Prom
   // programs without attaching them, and the live check runs in a private namespace.
   return runDoctor({ ...(flags.json ? { json: true } : {}) }, [
     () => hostChecks(DEFAULT_OBJECT_DIR, flags.bpffs),
-    () => featureChecks(FEATURES),
+    () => featureChecks(kernelFeatures()),
+    () => (process.geteuid?.() === 0 ? objectChecks(loadEachObject(DEFAULT_OBJECT_DIR)) : []),
     sockmapCheck(checkSockmapWakeup, { objectDir: DEFAULT_OBJECT_DIR }),
   ]);
 }
