@@ -8,7 +8,7 @@ import { applyFallbacks, KFUNC_FALLBACKS } from './fallbacks.js';
 import * as bpf from './libbpf.js';
 import { btfAvailableForProbe, kernelHasFunc, objectExterns, quietly } from './libbpf-probes.js';
 import { capacityOf, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT, type Capacity, type MapName } from './loader.js';
-import { RDONLY_CAST_FALLBACK, type Feature } from './probes.js';
+import { FEATURES, RDONLY_CAST_FALLBACK, type Feature } from './probes.js';
 
 /** Every object the loader and the sockmap check load. */
 export const OBJECTS: readonly string[] = [...new Set<string>([...CGROUP_PROGRAMS.map((p) => p.object), SK_LOOKUP_OBJECT, SK_MSG_OBJECT])];
@@ -73,4 +73,9 @@ export function loadEachObject(objectDir: string): ObjectLoad[] {
       return { object, error: (err as Error).message };
     }
   });
+}
+
+/** What the objects need from this kernel: the fixed list plus the kfuncs they declare. */
+export function kernelFeatures(objectDir: string): Feature[] {
+  return [...FEATURES, ...kfuncFeatures(objectDir)];
 }

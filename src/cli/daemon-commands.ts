@@ -4,8 +4,8 @@ import { DEFAULT_OBJECT_DIR, isInstalled, linkedNetns, uninstall } from '../bpf/
 import { InputError } from '../policy/errors.js';
 import { formatEndpoint, parseEndpoint } from '../policy/net.js';
 import { runDaemon } from '../daemon/run.js';
-import { checkSockmapWakeup, FEATURES } from '../bpf/probes.js';
-import { kfuncFeatures, loadEachObject } from '../bpf/object-probes.js';
+import { checkSockmapWakeup } from '../bpf/probes.js';
+import { kernelFeatures as objectFeatures, loadEachObject } from '../bpf/object-probes.js';
 import { featureChecks, hostChecks, objectChecks, refuseUnsupportedKernel, runDoctor, sockmapCheck } from './doctor.js';
 import { loadConfig } from './load.js';
 
@@ -38,7 +38,7 @@ function resyncFlag(value: string): number {
 }
 
 /** What the objects need from this kernel: the fixed list plus the kfuncs they declare. */
-const kernelFeatures = () => [...FEATURES, ...kfuncFeatures(DEFAULT_OBJECT_DIR)];
+const kernelFeatures = () => objectFeatures(DEFAULT_OBJECT_DIR);
 
 export async function runRun(flags: RunFlags): Promise<void> {
   // The doctor's own checks, so that a missing hook is named before anything is touched.
