@@ -6,8 +6,11 @@
  * address, which getsockopt reports as SO_ORIGINAL_DST.
  *
  * sk_lookup programs can call neither bpf_get_netns_cookie nor bpf_get_attach_cookie
- * (kernel 6.18), so the loader loads one instance per pod netns with its cookie in
- * .rodata; everything else is shared through the pinned maps.
+ * (kernel 6.18), so each pod netns gets its own instance of a tiny entry program with
+ * its cookie in .rodata. The entry leaves the cookie in a per-CPU slot and tail-calls
+ * the one shared steering program: the verifier runs on decide_inbound once per
+ * install instead of once per pod (150 ms a pod), and an upgrade swaps it for every
+ * netns at once by rewriting sluice_lookup_prog.
  */
 #include "decide.h"
 
@@ -15,9 +18,24 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile struct sluice_sk_lookup_config sluice_config = {};
 
-static __always_inline struct bpf_sock *proxy_listener(__be16 port, __u8 family)
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} sluice_lookup_prog SEC(".maps");
+
+/* The entry's netns cookie, for the steering program it tail-calls on the same CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sluice_lookup_netns SEC(".maps");
+
+static __always_inline struct bpf_sock *proxy_listener(__u64 netns_cookie, __be16 port, __u8 family)
 {
-	struct sluice_listener_key key = { .netns_cookie = sluice_config.netns_cookie, .port = port, .family = family };
+	struct sluice_listener_key key = { .netns_cookie = netns_cookie, .port = port, .family = family };
 	struct bpf_sock *sk = bpf_map_lookup_elem(&sluice_listen, &key);
 
 	/* An IPv6 listener that is not v6-only also takes IPv4. */
@@ -31,7 +49,25 @@ static __always_inline struct bpf_sock *proxy_listener(__be16 port, __u8 family)
 SEC("sk_lookup")
 int sluice_sk_lookup(struct bpf_sk_lookup *ctx)
 {
-	const struct sluice_pod_policy *p = pod_policy(sluice_config.netns_cookie);
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&sluice_lookup_netns, &zero);
+
+	if (slot) {
+		*slot = sluice_config.netns_cookie;
+		bpf_tail_call(ctx, &sluice_lookup_prog, 0);
+	}
+	/* Not steered is not captured: refuse, as REDIRECT to a dead port would. */
+	count(SLUICE_COUNTER_SK_LOOKUP_NO_PROGRAM);
+	return SK_DROP;
+}
+
+SEC("sk_lookup")
+int sluice_sk_lookup_steer(struct bpf_sk_lookup *ctx)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&sluice_lookup_netns, &zero);
+	__u64 netns_cookie = slot ? *slot : 0;
+	const struct sluice_pod_policy *p = pod_policy(netns_cookie);
 	struct inbound_conn c = {};
 	struct decision d;
 	struct bpf_sock *sk;
@@ -58,7 +94,7 @@ int sluice_sk_lookup(struct bpf_sk_lookup *ctx)
 	if (d.outcome == SLUICE_OUTCOME_PASS)
 		return SK_PASS;
 
-	sk = proxy_listener(d.port, ctx->family == AF_INET ? SLUICE_FAMILY_IPV4 : SLUICE_FAMILY_IPV6);
+	sk = proxy_listener(netns_cookie, d.port, ctx->family == AF_INET ? SLUICE_FAMILY_IPV4 : SLUICE_FAMILY_IPV6);
 	if (!sk) {
 		/* Like REDIRECT to a port nobody listens on: refused, never around the proxy. */
 		count(SLUICE_COUNTER_INBOUND_NO_LISTENER);

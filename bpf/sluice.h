@@ -95,6 +95,7 @@ enum sluice_counter {
 	SLUICE_COUNTER_ACCEL_REDIRECTED_BYTES, /* their bytes */
 	SLUICE_COUNTER_ACCEL_PEER_MISSING,     /* an enrolled socket's peer is not enrolled: it stays on TCP */
 	SLUICE_COUNTER_ACCEL_OFF,              /* an enrolled socket sent while acceleration was off: it stays on TCP */
+	SLUICE_COUNTER_SK_LOOKUP_NO_PROGRAM,   /* a netns entry found no steering program: refused */
 	SLUICE_COUNTER_MAX,
 };
 

@@ -96,7 +96,8 @@ export const COUNTER = {
   ACCEL_REDIRECTED_BYTES: 2 * STEP.COUNT + 21,
   ACCEL_PEER_MISSING: 2 * STEP.COUNT + 22,
   ACCEL_OFF: 2 * STEP.COUNT + 23,
-  MAX: 2 * STEP.COUNT + 24,
+  SK_LOOKUP_NO_PROGRAM: 2 * STEP.COUNT + 24,
+  MAX: 2 * STEP.COUNT + 25,
 } as const;
 
 /** Counter index → the name readCounters() reports. */

@@ -64,6 +64,7 @@ const c = {
   find_program: lib.func('bpf_program *bpf_object__find_program_by_name(const bpf_object *obj, const char *name)'),
   program_name: lib.func('const char *bpf_program__name(const bpf_program *prog)'),
   program_fd: lib.func('int bpf_program__fd(const bpf_program *prog)'),
+  set_autoload: lib.func('int bpf_program__set_autoload(bpf_program *prog, bool autoload)'),
   next_map: lib.func('bpf_map *bpf_object__next_map(const bpf_object *obj, const bpf_map *map)'),
   map_name: lib.func('const char *bpf_map__name(const bpf_map *map)'),
   map_fd: lib.func('int bpf_map__fd(const bpf_map *map)'),
@@ -149,10 +150,21 @@ export function programFd(p: BpfProgram): number {
   return check(`bpf_program__fd(${programName(p)})`, c.program_fd(p));
 }
 
+/** Leave a program of an object unloaded (before bpf_object__load). */
+export function skipProgram(p: BpfProgram): void {
+  check(`bpf_program__set_autoload(${programName(p)}, false)`, c.set_autoload(p, false));
+}
+
 export function maps(obj: BpfObject): BpfMap[] {
   const out: BpfMap[] = [];
   for (let m = c.next_map(obj, null); m !== null; m = c.next_map(obj, m)) out.push(m as BpfMap);
   return out;
+}
+
+export function findMap(obj: BpfObject, name: string): BpfMap {
+  const m = maps(obj).find((x) => mapName(x) === name);
+  if (!m) throw new BpfError(`bpf_object__find_map_by_name(${name})`, ERRNO.ENOENT, 'the BPF object does not define this map: rebuild with `make -C bpf`');
+  return m;
 }
 
 export function mapName(m: BpfMap): string {

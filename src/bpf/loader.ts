@@ -52,7 +52,10 @@ export const CGROUP_PROGRAMS = [
 ] as const;
 
 export const SK_LOOKUP_OBJECT = 'sk_lookup';
+/** The per-netns entry; it tail-calls the steering program through SK_LOOKUP_PROG_MAP. */
 export const SK_LOOKUP_PROGRAM = 'sluice_sk_lookup';
+export const SK_LOOKUP_STEER_PROGRAM = 'sluice_sk_lookup_steer';
+const SK_LOOKUP_PROG_MAP = 'sluice_lookup_prog';
 
 /** The acceleration program, attached to the sluice_accel sockhash (not to a cgroup). */
 export const SK_MSG_OBJECT = 'sk_msg';
@@ -200,9 +203,18 @@ function checkReusable(name: string, pinPath: string, pinned: MapShape, wanted: 
  * Opens and loads one object so that its maps are the shared, pinned ones. A pinned map
  * keeps the capacity it was created with (changing it needs an uninstall).
  */
-function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity, warned: Set<string>, log: (m: string) => void, rodata?: Buffer): bpf.BpfObject {
+interface OpenExtras {
+  /** The object's .rodata (the sk_lookup entry's netns cookie). */
+  rodata?: Buffer;
+  /** Programs of the object not to load. */
+  skip?: string[];
+}
+
+function openShared(objectDir: string, object: string, pins: Pins, cap: Capacity, warned: Set<string>, log: (m: string) => void, extras: OpenExtras = {}): bpf.BpfObject {
+  const { rodata, skip = [] } = extras;
   const obj = bpf.openObject(objectPath(objectDir, object));
   try {
+    for (const name of skip) bpf.skipProgram(bpf.findProgram(obj, name));
     for (const m of bpf.maps(obj)) {
       const name = bpf.mapName(m);
       if (bpf.mapIsInternal(m)) {
@@ -335,8 +347,17 @@ export function install(opts: InstallOptions): InstallReport {
     for (const object of [...CGROUP_PROGRAMS.map((p) => p.object), SK_MSG_OBJECT]) {
       if (!objects.has(object)) objects.set(object, openShared(objectDir, object, pins, cap, warned, log));
     }
-    // sk_lookup is loaded per pod; load it once here too, so a broken object fails the install.
-    bpf.closeObject(openShared(objectDir, SK_LOOKUP_OBJECT, pins, cap, warned, log, encodeSkLookupConfig(0n)));
+    // The steering program every pod netns tail-calls: swapped in place on each start,
+    // so an upgrade reaches every netns at once. The pinned prog array keeps it loaded.
+    const lookup = openShared(objectDir, SK_LOOKUP_OBJECT, pins, cap, warned, log, { rodata: encodeSkLookupConfig(0n) });
+    try {
+      const key = Buffer.alloc(4);
+      const value = Buffer.alloc(4);
+      value.writeUInt32LE(bpf.programFd(bpf.findProgram(lookup, SK_LOOKUP_STEER_PROGRAM)));
+      bpf.mapUpdate(bpf.mapFd(bpf.findMap(lookup, SK_LOOKUP_PROG_MAP)), key, value, 0, `${SK_LOOKUP_PROG_MAP}[0]`);
+    } finally {
+      bpf.closeObject(lookup);
+    }
     for (const { object, program } of CGROUP_PROGRAMS) {
       const prog = bpf.findProgram(objects.get(object)!, program);
       const path = join(pins.links, program);
@@ -382,7 +403,11 @@ export function attachNetns(netnsCookie: bigint, netnsPath: string, opts: Loader
   const pins = pinLayout(bpffsDir);
   if (!isInstalled(bpffsDir)) throw new LoaderError('NOT_INSTALLED', `no sluice installation under ${bpffsDir}: install first`);
   const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
-  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, SK_LOOKUP_OBJECT, pins, cap, new Set(), opts.log ?? (() => {}), encodeSkLookupConfig(netnsCookie));
+  // Only the small entry is verified per pod; the steering program is shared.
+  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, SK_LOOKUP_OBJECT, pins, cap, new Set(), opts.log ?? (() => {}), {
+    rodata: encodeSkLookupConfig(netnsCookie),
+    skip: [SK_LOOKUP_STEER_PROGRAM],
+  });
   try {
     const netnsFd = openSync(netnsPath, 'r');
     try {

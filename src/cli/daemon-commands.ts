@@ -8,6 +8,8 @@ import { checkSockmapWakeup } from '../bpf/probes.js';
 import { kernelFeatures as objectFeatures, loadEachObject } from '../bpf/object-probes.js';
 import { featureChecks, hostChecks, objectChecks, refuseUnsupportedKernel, runDoctor, sockmapCheck } from './doctor.js';
 import { loadConfig } from './load.js';
+import { podChecks } from './doctor-pods.js';
+import { sourcePodStatus, type SourceFlags } from './status-source.js';
 
 
 export interface RunFlags {
@@ -22,6 +24,9 @@ export interface RunFlags {
   maxPods?: string;
   maxConnections?: string;
   resync?: string;
+  node?: string;
+  kubeconfig?: string;
+  procRoot?: string;
 }
 
 function capacityFlag(flag: string, value: string | undefined): number | undefined {
@@ -45,6 +50,11 @@ export async function runRun(flags: RunFlags): Promise<void> {
   refuseUnsupportedKernel(featureChecks(kernelFeatures()));
   const daemon = await runDaemon({
     source: flags.source,
+    kubernetes: {
+      ...(flags.node ? { node: flags.node } : {}),
+      ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
+      ...(flags.procRoot ? { procRoot: flags.procRoot } : {}),
+    },
     config: loadConfig(flags.config),
     bpffs: flags.bpffs,
     listen: flags.listen,
@@ -71,9 +81,10 @@ function openInstalled(bpffs: string): BpfDataPlane {
   return BpfDataPlane.open({ bpffsDir: bpffs });
 }
 
-export async function runStatus(flags: { bpffs: string; listen: string; json?: boolean }): Promise<void> {
+export async function runStatus(flags: { bpffs: string; listen: string; json?: boolean; config?: string } & Partial<SourceFlags>): Promise<void> {
   const dp = openInstalled(flags.bpffs);
   try {
+    const sourcePods = flags.source ? await sourcePodStatus(dp, { ...flags, source: flags.source }, loadConfig(flags.config)) : undefined;
     let pods: unknown = null;
     try {
       const res = await fetch(`http://${flags.listen}/v1/pods`, { signal: AbortSignal.timeout(1000) });
@@ -91,6 +102,7 @@ export async function runStatus(flags: { bpffs: string; listen: string; json?: b
       counters: Object.fromEntries(Object.entries(dp.readCounters()).map(([k, v]) => [k, Number(v)])),
       daemon: pods === null ? `not reachable at ${flags.listen}` : 'running',
       pods,
+      ...(sourcePods ? { sourcePods } : {}),
     };
     if (flags.json) {
       console.log(JSON.stringify(status, null, 2));
@@ -101,6 +113,10 @@ export async function runStatus(flags: { bpffs: string; listen: string; json?: b
     console.log(`sk_msg acceleration: ${status.acceleration ? 'on (redirected bytes bypass netfilter and tcpdump; see the accel_* counters)' : 'off'}`);
     for (const m of status.maps) console.log(`map ${m.map}: ${m.entries}/${m.capacity}`);
     for (const [k, v] of Object.entries(status.counters)) if (v > 0) console.log(`counter ${k}: ${v}`);
+    for (const p of sourcePods ?? []) {
+      const kernel = p.policy !== 'captured' ? '' : p.inKernel ? ', in the kernel' : ', NOT in the kernel';
+      console.log(`source pod ${p.namespace}/${p.name}: ${p.policy}${kernel}${p.netnsCookie ? ` (netns cookie ${p.netnsCookie})` : ''}${p.problem ? ` — ${p.problem}` : ''}`);
+    }
     if (Array.isArray(pods)) for (const p of pods as { namespace: string; name: string; status: string; error: string | null }[]) console.log(`pod ${p.namespace}/${p.name}: ${p.status}${p.error ? ` (${p.error})` : ''}`);
   } finally {
     dp.close();
@@ -132,7 +148,7 @@ export function runUninstall(flags: { bpffs: string; json?: boolean }): void {
   else console.log(`detached ${report.detached.length} links (${report.detached.join(', ') || 'none'}), unpinned ${report.unpinnedMaps.length} maps`);
 }
 
-export function runDoctorCommand(flags: { bpffs: string; json?: boolean }): Promise<number> {
+export function runDoctorCommand(flags: { bpffs: string; json?: boolean; listen?: string }): Promise<number> {
   // Nothing here touches the host's cgroups or network namespace: the feature probes load
   // programs without attaching them, and the live check runs in a private namespace.
   return runDoctor({ ...(flags.json ? { json: true } : {}) }, [
@@ -140,5 +156,6 @@ export function runDoctorCommand(flags: { bpffs: string; json?: boolean }): Prom
     () => featureChecks(kernelFeatures()),
     () => (process.geteuid?.() === 0 ? objectChecks(loadEachObject(DEFAULT_OBJECT_DIR)) : []),
     sockmapCheck(checkSockmapWakeup, { objectDir: DEFAULT_OBJECT_DIR }),
+    () => podChecks(flags.listen ?? '127.0.0.1:15099'),
   ]);
 }

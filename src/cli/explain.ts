@@ -4,6 +4,7 @@ import { findPod, loadPolicies } from './load.js';
 
 export interface ExplainOptions {
   source: string;
+  kubeconfig?: string;
   config?: string;
   uid?: string;
   gid?: string;
@@ -72,9 +73,9 @@ export function formatExplanation(e: Explanation, conn: Connection): string {
   return `${e.pod} ${e.direction} ${conn.protocol}${who}${from} -> ${formatEndpoint(conn.dst)}: ${what} [${e.step}: ${e.reason}]`;
 }
 
-export function runExplain(pod: string, dst: string, opts: ExplainOptions): void {
+export async function runExplain(pod: string, dst: string, opts: ExplainOptions): Promise<void> {
   const conn = connectionFromArgs(dst, opts);
-  const { results } = loadPolicies(opts.source, opts.config);
+  const { results } = await loadPolicies(opts.source, opts.config, opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
   const e = explainResult(findPod(results, pod), conn);
   const { pod: p, direction, outcome, port, originalDestination, step, reason } = e;
   console.log(opts.json ? JSON.stringify({ pod: p, direction, outcome, port, originalDestination, step, reason }) : formatExplanation(e, conn));

@@ -26,9 +26,11 @@ export interface Loaded {
   config: NodeConfig;
 }
 
-export function loadPolicies(source: string, configPath: string | undefined): Loaded {
+export async function loadPolicies(source: string, configPath: string | undefined, kube: { kubeconfig?: string } = {}): Promise<Loaded> {
   const config = loadConfig(configPath);
-  const snapshot = readSnapshot(parseSourceSpec(source));
+  const spec = parseSourceSpec(source);
+  // client-node is loaded only for the kubernetes source, so file users do not pay for it.
+  const snapshot = spec.kind === 'file' ? readSnapshot(spec) : await (await import('../sources/kubernetes/snapshot.js')).listSnapshot(kube);
   return { results: buildPolicies(snapshot.pods, snapshot.sidecars, config), sourceErrors: snapshot.errors, config };
 }
 

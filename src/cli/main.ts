@@ -1,5 +1,6 @@
 // The `sluice` command line.
 import { Command, CommanderError } from 'commander';
+import { SluiceError } from '../errors.js';
 import { InputError } from '../policy/errors.js';
 import { runExplain } from './explain.js';
 import { runRules } from './rules.js';
@@ -20,7 +21,8 @@ program
   .description('show the decision a connection gets, with the spec step that made it')
   .argument('<pod>', 'NAMESPACE/NAME, or NAME in namespace default')
   .argument('<dst>', 'IP:PORT or [IPv6]:PORT')
-  .requiredOption('--source <spec>', 'where pods come from: file:PATH')
+  .requiredOption('--source <spec>', 'where pods come from: file:PATH, or kubernetes')
+  .option('--kubeconfig <path>', 'kubeconfig (kubernetes source; default: $KUBECONFIG, else in-cluster)')
   .option('--config <path>', 'node-wide defaults (YAML)')
   .option('--uid <n>', 'socket uid (outbound; default 1000, an app)')
   .option('--gid <n>', 'socket gid (outbound; default: the uid)')
@@ -35,7 +37,8 @@ program
   .command('rules')
   .description('print the iptables-restore input istio-iptables would write for a pod')
   .argument('<pod>', 'NAMESPACE/NAME, or NAME in namespace default')
-  .requiredOption('--source <spec>', 'where pods come from: file:PATH')
+  .requiredOption('--source <spec>', 'where pods come from: file:PATH, or kubernetes')
+  .option('--kubeconfig <path>', 'kubeconfig (kubernetes source; default: $KUBECONFIG, else in-cluster)')
   .option('--config <path>', 'node-wide defaults (YAML)')
   .option('--ipv6', 'the ip6tables form')
   .action((pod: string, opts) => runRules(pod, opts));
@@ -43,17 +46,21 @@ program
 program
   .command('validate')
   .description("print every pod's policy or its errors; exit 1 if any pod is rejected")
-  .requiredOption('--source <spec>', 'where pods come from: file:PATH')
+  .requiredOption('--source <spec>', 'where pods come from: file:PATH, or kubernetes')
+  .option('--kubeconfig <path>', 'kubeconfig (kubernetes source; default: $KUBECONFIG, else in-cluster)')
   .option('--config <path>', 'node-wide defaults (YAML)')
   .option('--json', 'print JSON')
-  .action((opts) => {
-    process.exitCode = runValidate(opts);
+  .action(async (opts) => {
+    process.exitCode = await runValidate(opts);
   });
 
 program
   .command('run')
   .description('the daemon: attach the programs and keep pod policies in sync with the source')
-  .requiredOption('--source <spec>', 'where pods come from: file:PATH (watched for changes)')
+  .requiredOption('--source <spec>', 'where pods come from: kubernetes (informers for this node), or file:PATH (watched for changes)')
+  .option('--node <name>', 'this node (kubernetes source; default: $NODE_NAME)')
+  .option('--kubeconfig <path>', 'kubeconfig (kubernetes source; default: $KUBECONFIG, else in-cluster)')
+  .option('--proc-root <dir>', "the host's /proc, where pod processes are found (kubernetes source)", '/proc')
   .option('--config <path>', 'node-wide defaults (YAML)')
   .option('--cgroup <dir>', 'cgroup v2 directory to attach to (default: the cgroup2 mount)')
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
@@ -71,6 +78,11 @@ program
   .description('what is attached and pinned, per-pod state and counters')
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
   .option('--listen <addr>', "the daemon's HTTP address", DEFAULT_LISTEN)
+  .option('--source <spec>', 'also list the pods of this source (kubernetes or file:PATH) and whether the kernel holds each one\'s policy')
+  .option('--kubeconfig <path>', 'kubeconfig (kubernetes source; default: $KUBECONFIG, else in-cluster)')
+  .option('--node <name>', 'this node (kubernetes source; default: $NODE_NAME)')
+  .option('--proc-root <dir>', "the host's /proc (kubernetes source)", '/proc')
+  .option('--config <path>', 'node-wide defaults (YAML)')
   .option('--json', 'print JSON')
   .action(async (opts) => (await kernel()).runStatus(opts));
 
@@ -97,6 +109,7 @@ program
   .command('doctor')
   .description('kernel features, cgroup2, bpffs, BTF and the sockmap wake-up regression')
   .option('--bpffs <dir>', 'pin directory', DEFAULT_BPFFS_DIR)
+  .option('--listen <addr>', "the daemon's HTTP address, for the pod checks", DEFAULT_LISTEN)
   .option('--json', 'print JSON')
   .action(async (opts) => {
     process.exitCode = await (await kernel()).runDoctorCommand(opts);
@@ -122,6 +135,9 @@ try {
   if (e instanceof CommanderError) {
     // Help and version exit 0; usage errors exit 2, like the rest of the bad-input paths.
     process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else if (e instanceof SluiceError) {
+    console.error(`sluice: ${e.describe()}`);
+    process.exitCode = e.exitCode;
   } else if (e instanceof InputError) {
     console.error(`sluice: ${e.message}`);
     process.exitCode = 2;

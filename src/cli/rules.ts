@@ -2,8 +2,8 @@
 import { InputError, renderIptables } from '../policy/index.js';
 import { findPod, loadPolicies } from './load.js';
 
-export function runRules(pod: string, opts: { source: string; config?: string; ipv6?: boolean }): void {
-  const { results } = loadPolicies(opts.source, opts.config);
+export async function runRules(pod: string, opts: { source: string; config?: string; ipv6?: boolean; kubeconfig?: string }): Promise<void> {
+  const { results } = await loadPolicies(opts.source, opts.config, opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
   const result = findPod(results, pod);
   if (result.status === 'rejected') throw new InputError('POLICY_REJECTED', `pod ${pod} has no valid policy:\n  ${result.errors.map((e) => e.message).join('\n  ')}`);
   if (result.status === 'uncaptured') {

@@ -1,8 +1,8 @@
 // `sluice validate`: every pod's policy or its errors; exit 1 when anything is rejected.
 import { loadPolicies } from './load.js';
 
-export function runValidate(opts: { source: string; config?: string; json?: boolean }): number {
-  const { results, sourceErrors } = loadPolicies(opts.source, opts.config);
+export async function runValidate(opts: { source: string; config?: string; json?: boolean; kubeconfig?: string }): Promise<number> {
+  const { results, sourceErrors } = await loadPolicies(opts.source, opts.config, opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
   if (opts.json) {
     console.log(JSON.stringify({ sourceErrors, pods: results }, (_k, v) => (v instanceof Error && 'toJSON' in v ? (v as { toJSON(): unknown }).toJSON() : v), 2));
   } else {

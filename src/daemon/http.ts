@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { DataPlane } from './dataplane.js';
 import { lookup } from './lookup.js';
 import type { Metrics } from './metrics.js';
+import type { SourceStatus } from '../sources/record.js';
 import type { PodState } from './reconcile.js';
 
 export interface HttpDeps {
@@ -11,6 +12,8 @@ export interface HttpDeps {
   /** Programs attached and every pod in the source reconciled (applied or rejected). */
   ready(): boolean;
   pods(): PodState[];
+  /** Whether the source is in sync and how stale it is; /readyz says so. */
+  source?(): SourceStatus;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, type = 'application/json'): void {
@@ -25,6 +28,13 @@ export function createHttpServer(deps: HttpDeps): Server {
   });
 }
 
+/** Staleness is reported, not fatal: the kernel keeps the last known policies meanwhile. */
+function sourceLine(s: SourceStatus | undefined): string {
+  if (!s) return '';
+  if (!s.synced) return `source ${s.kind}: not read in full yet\n`;
+  return `source ${s.kind}: ${s.staleSeconds === 0 ? 'in sync' : `last answered ${s.staleSeconds} s ago (policies kept)`}\n`;
+}
+
 async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://sluice');
   if (req.method !== 'GET') return send(res, 405, { error: 'only GET is served' });
@@ -32,7 +42,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
     case '/healthz':
       return send(res, 200, 'ok\n', 'text/plain');
     case '/readyz':
-      return deps.ready() ? send(res, 200, 'ready\n', 'text/plain') : send(res, 503, 'not ready\n', 'text/plain');
+      return send(res, deps.ready() ? 200 : 503, `${deps.ready() ? 'ready' : 'not ready'}\n${sourceLine(deps.source?.())}`, 'text/plain');
     case '/metrics':
       return send(res, 200, await deps.metrics.registry.metrics(), deps.metrics.registry.contentType);
     case '/v1/pods':

@@ -1,9 +1,10 @@
 // Prometheus metrics: every decision outcome and every failure path has a series.
 import { Counter, Gauge, Registry } from 'prom-client';
+import type { SourceStatus } from '../sources/record.js';
 import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
 
-export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict';
+export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'map_full' | 'map_write' | 'netns_conflict' | 'netns_pending' | 'double_capture';
 export type LookupVia = 'http' | 'unix';
 export type LookupResult = 'found' | 'not_found' | 'bad_request';
 
@@ -35,6 +36,40 @@ export class Metrics {
     name: 'sluice_source_errors_total',
     help: 'Source documents that could not be read (bad YAML, bad object shape, unreadable file).',
     registers: [this.registry],
+  });
+  readonly sourceEvents = new Counter({
+    name: 'sluice_source_events_total',
+    help: 'Kubernetes watch events received, by resource and type (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR).',
+    labelNames: ['resource', 'type'],
+    registers: [this.registry],
+  });
+  readonly sourceApiErrors = new Counter({
+    name: 'sluice_source_api_errors_total',
+    help: 'Failed list or watch requests to the API server, by resource; each is retried with backoff.',
+    labelNames: ['resource'],
+    registers: [this.registry],
+  });
+  /** The source's state, read at scrape time (an outage stops the syncs that could set it). */
+  source: (() => SourceStatus) | null = null;
+  readonly sourceSynced: Gauge = new Gauge({
+    name: 'sluice_source_synced',
+    help: '1 once the source was read in full (the first list), else 0.',
+    registers: [this.registry],
+    collect: (): void => this.sourceSynced.set(this.source?.().synced ? 1 : 0),
+  });
+  readonly sourceStale: Gauge = new Gauge({
+    name: 'sluice_source_last_sync_seconds',
+    help: 'Seconds since the source last answered (0 while the watches are up); policies in the kernel are this old at most.',
+    registers: [this.registry],
+    collect: (): void => this.sourceStale.set(this.source?.().staleSeconds ?? 0),
+  });
+  /** How many pods' netns hold istio-init's chains, read at scrape time. */
+  doubleCaptured: (() => number) | null = null;
+  readonly doubleCapture: Gauge = new Gauge({
+    name: 'sluice_pods_double_capture',
+    help: "Pods whose netns holds istio-init's ISTIO_* iptables chains: left to iptables, not captured by sluice.",
+    registers: [this.registry],
+    collect: (): void => this.doubleCapture.set(this.doubleCaptured?.() ?? 0),
   });
   readonly pods = new Gauge({ name: 'sluice_pods', help: 'Pods by reconcile status.', labelNames: ['status'], registers: [this.registry] });
   readonly lookups = new Counter({

@@ -1,8 +1,7 @@
 // Level-triggered reconcile: desired policy per pod → the minimal map writes.
 // Safe to run any number of times; restart adoption and live changes are the same path.
-import { ANNOTATIONS } from '../policy/annotations.js';
-import type { PolicyResult } from '../policy/build.js';
-import type { Pod } from '../policy/k8s.js';
+import type { PodRecord } from '../sources/record.js';
+import type { ChainsVerdict, IstioChainsCheck } from './istio-iptables.js';
 import type { CapturePolicy } from '../policy/types.js';
 import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from './dataplane.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
@@ -12,10 +11,13 @@ export interface PodState {
   name: string;
   netns: string | null;
   netnsCookie: string | null;
-  status: 'applied' | 'rejected' | 'uncaptured';
+  /** pending: the pod's netns is not found yet (its sandbox is starting); retried. */
+  status: 'applied' | 'rejected' | 'pending' | 'uncaptured';
   error: string | null;
   /** The policy in the kernel now (the last good one when the new one is rejected). */
   policy: CapturePolicy | null;
+  /** Whether istio-init's ISTIO_* chains are in the pod's netns (then iptables captures it). */
+  istioIptables?: ChainsVerdict;
 }
 
 export interface Logger {
@@ -35,16 +37,19 @@ export class Reconciler {
   private applied = new Map<string, Applied>();
   private states: PodState[] = [];
   private reconciledOnce = false;
+  private queued = 0;
 
   constructor(
     private readonly dataPlane: DataPlane,
     private readonly netns: NetnsResolver,
     private readonly metrics: Metrics,
     private readonly log: Logger,
+    private readonly chains?: IstioChainsCheck,
   ) {}
 
+  /** Every pod of the source reconciled at least once, none left queued by the budget. */
   get ready(): boolean {
-    return this.reconciledOnce;
+    return this.reconciledOnce && this.queued === 0;
   }
 
   podStates(): PodState[] {
@@ -55,25 +60,30 @@ export class Reconciler {
    * `prune: false` (the source had unreadable documents) keeps every entry no pod in this
    * snapshot claims: a pod in a broken document is unknown, not gone, so its capture stays.
    */
-  reconcile(pods: Pod[], results: PolicyResult[], opts: { prune?: boolean } = {}): PodState[] {
+  reconcile(records: PodRecord[], opts: { prune?: boolean; budgetMs?: number } = {}): PodState[] {
     const prune = opts.prune ?? true;
+    const budgetMs = opts.budgetMs ?? Infinity;
+    const started = Date.now();
+    /** Netns whose write was left to the next pass: what the kernel holds for them stays. */
+    const deferred = new Set<bigint>();
     this.metrics.reconciles.inc();
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
     const cookieOwner = new Map<bigint, string>();
+    /** Every netns a pod of this pass resolved to, whatever became of the pod. */
+    const seen = new Set<bigint>();
     const keyOf = (s: { namespace: string; name: string }) => `${s.namespace}/${s.name}`;
     const previous = new Map(this.states.map((s) => [keyOf(s), s]));
 
-    results.forEach((result, i) => {
-      const pod = pods[i]!;
+    records.forEach(({ result, netns: target }) => {
       const key = `${result.pod.namespace}/${result.pod.name}`;
-      const netnsPath = pod.metadata.annotations?.[ANNOTATIONS.netns] ?? null;
+      const netnsPath = target.kind === 'path' ? target.path : null;
       const state: PodState = { ...result.pod, netns: netnsPath, netnsCookie: null, status: 'uncaptured', error: null, policy: null };
       states.push(state);
       if (result.status === 'uncaptured') return;
 
-      const reject = (reason: ReconcileErrorReason, error: string, keepLastGood: boolean) => {
-        state.status = 'rejected';
+      const reject = (reason: ReconcileErrorReason, error: string, keepLastGood: boolean, status: 'rejected' | 'pending' = 'rejected') => {
+        state.status = status;
         state.error = error;
         // Counted and logged when a pod becomes rejected or its error changes, not again on
         // every later pass (resyncs and unrelated edits) while it stays the same.
@@ -91,18 +101,32 @@ export class Reconciler {
         }
       };
 
-      if (!netnsPath) return reject('netns_missing', `no ${ANNOTATIONS.netns} annotation; add the pod's netns path`, false);
+      // A pod whose sandbox is starting keeps what it had: its old entry, if any, is
+      // harmless (netns cookies are never reused) and goes once the new netns is found.
+      if (target.kind === 'pending') return reject('netns_pending', target.reason, true, 'pending');
+      if (target.kind === 'missing') return reject('netns_missing', target.reason, false);
       let cookie: bigint;
       try {
-        cookie = this.netns.cookieOf(netnsPath);
+        cookie = this.netns.cookieOf(target.path);
       } catch (e) {
         // A vanished netns means the pod is gone: its entry is removed, not kept.
         if (e instanceof NetnsError) return reject('netns_unavailable', e.message, false);
         throw e;
       }
       state.netnsCookie = cookie.toString();
+      seen.add(cookie);
       const owner = cookieOwner.get(cookie);
       if (owner) return reject('netns_conflict', `netns ${netnsPath} already belongs to pod ${owner}; each pod needs its own netns`, false);
+      if (this.chains) {
+        state.istioIptables = this.chains.verdict(cookie, target.path);
+        if (state.istioIptables === 'present') {
+          return reject(
+            'double_capture',
+            "the pod's netns holds istio-init's ISTIO_* iptables chains, which capture it already; sluice leaves it to them, since stacking both breaks inbound SO_ORIGINAL_DST. Stop istio-init from writing them (README: Install on a cluster) and restart the pod for sluice to take over",
+            false,
+          );
+        }
+      }
       if (result.status === 'rejected') {
         return reject('policy_rejected', result.errors.map((e) => e.message).join('; '), true);
       }
@@ -111,6 +135,20 @@ export class Reconciler {
       const json = JSON.stringify(result.policy);
       const last = this.applied.get(key);
       if (!last || last.cookie !== cookie || last.json !== json) {
+        // A pass that has worked its budget leaves further writes to the next pass, so
+        // /healthz and the lookups keep answering while hundreds of pods arrive at once.
+        // The netns keeps whatever the kernel holds for it meanwhile (never pruned).
+        if (Date.now() - started > budgetMs) {
+          deferred.add(cookie);
+          if (last) {
+            wanted.set(key, last);
+            state.policy = last.policy;
+          }
+          cookieOwner.set(cookie, key);
+          state.status = 'pending';
+          state.error = 'queued: this pass reached its time budget; the next one applies it';
+          return;
+        }
         try {
           this.dataPlane.applyPolicy(cookie, result.policy);
           this.metrics.mapWrites.inc({ op: 'apply' });
@@ -141,7 +179,7 @@ export class Reconciler {
     }
     // Remove what no pod wants: pods that went away, moved netns, or (after a restart)
     // entries adopted from the kernel that no pod in the source owns.
-    const keep = new Set([...wanted.values()].map((a) => a.cookie));
+    const keep = new Set([...[...wanted.values()].map((a) => a.cookie), ...deferred]);
     const stale = new Set<bigint>([...this.applied.values()].map((a) => a.cookie));
     if (prune) for (const cookie of this.dataPlane.listPolicies()) stale.add(cookie);
     for (const cookie of stale) {
@@ -156,10 +194,12 @@ export class Reconciler {
       }
     }
 
+    this.chains?.retain(seen);
     this.applied = wanted;
     this.states = states;
     this.reconciledOnce = true;
-    for (const status of ['applied', 'rejected', 'uncaptured'] as const) {
+    this.queued = deferred.size;
+    for (const status of ['applied', 'rejected', 'pending', 'uncaptured'] as const) {
       this.metrics.pods.set({ status }, states.filter((s) => s.status === status).length);
     }
     return states;

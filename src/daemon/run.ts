@@ -7,18 +7,23 @@ import pino from 'pino';
 import { BpfDataPlane } from '../bpf/dataplane.js';
 import { checkSockmapWakeup, type WakeupOptions, type WakeupReport } from '../bpf/probes.js';
 import { findCgroup2Mount, kernelRelease } from '../bpf/system.js';
-import { buildPolicies } from '../policy/build.js';
 import { InputError } from '../policy/errors.js';
 import type { NodeConfig } from '../policy/config.js';
-import { parseSourceSpec, readSnapshot } from '../sources/index.js';
-import { watchFile, type FileWatch } from '../sources/watch.js';
+import { fileFeed } from '../sources/file-feed.js';
+import { parseSourceSpec } from '../sources/index.js';
+import { kubernetesFeed } from '../sources/kubernetes/feed.js';
+import type { Feed } from '../sources/record.js';
 import { createHttpServer } from './http.js';
 import { serveLookupSocket } from './lookup.js';
 import { Metrics } from './metrics.js';
+import { IstioChainsCheck, nsenterSave } from './istio-iptables.js';
+import { CachedNetnsResolver } from './netns-cache.js';
 import { Reconciler } from './reconcile.js';
 
 export interface DaemonOptions {
   source: string;
+  /** `--source kubernetes`: this node's name, the kubeconfig, and the host's /proc. */
+  kubernetes?: { node?: string; kubeconfig?: string; procRoot?: string; backoff?: { baseMs: number; maxMs: number } };
   config: NodeConfig;
   cgroup?: string;
   bpffs: string;
@@ -74,9 +79,39 @@ export async function decideAcceleration(opts: DaemonOptions, log: pino.Logger):
   );
 }
 
+/** How soon a pod whose netns is not found yet is looked for again. */
+const PENDING_RETRY_MS = 250;
+const CHANGE_COALESCE_MS = 20;
+/** How long one reconcile pass may write before it yields the event loop. */
+const PASS_BUDGET_MS = 200;
+
+/** The feed is made before the data plane (bad flags change nothing); metrics come later. */
+interface FeedHooks {
+  metrics: Metrics | null;
+}
+
+function makeFeed(spec: ReturnType<typeof parseSourceSpec>, opts: DaemonOptions, log: pino.Logger, hooks: FeedHooks): Feed {
+  if (spec.kind === 'file') return fileFeed(spec, opts.config);
+  const k = opts.kubernetes ?? {};
+  const node = k.node ?? process.env.NODE_NAME;
+  if (!node) throw new InputError('NO_NODE_NAME', '--source kubernetes needs this node\'s name: pass --node NAME or set NODE_NAME (the DaemonSet sets it from spec.nodeName)');
+  return kubernetesFeed({
+    node,
+    procRoot: k.procRoot ?? '/proc',
+    config: opts.config,
+    log,
+    onEvent: (resource, type) => hooks.metrics?.sourceEvents.inc({ resource, type }),
+    onApiError: (resource) => hooks.metrics?.sourceApiErrors.inc({ resource }),
+    ...(k.kubeconfig ? { kubeconfig: k.kubeconfig } : {}),
+    ...(k.backoff ? { backoff: k.backoff } : {}),
+  });
+}
+
 export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   const log = pino({ base: { component: 'sluice' } });
   const spec = parseSourceSpec(opts.source);
+  const hooks: FeedHooks = { metrics: null };
+  const feed = makeFeed(spec, opts, log, hooks);
   const listen = parseListen(opts.listen);
   const accelerate = await decideAcceleration(opts, log);
   const cgroupDir = opts.cgroup ?? findCgroup2Mount();
@@ -96,40 +131,66 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   log.info({ reason: 'acceleration', enabled: accelerate }, accelerate ? 'sk_msg acceleration on: redirected bytes bypass netfilter and tcpdump (see the accel_* counters)' : 'sk_msg acceleration off');
 
   const metrics = new Metrics(() => dataPlane);
+  hooks.metrics = metrics;
+  metrics.source = () => feed.status();
   const report = dataPlane.installReport;
   metrics.programsAttached.set({ how: 'new' }, report?.attached.length ?? 0);
   metrics.programsAttached.set({ how: 'adopted' }, report?.updated.length ?? 0);
   metrics.mapsAdopted.set(report?.adoptedMaps.length ?? 0);
-  const reconciler = new Reconciler(dataPlane, dataPlane, metrics, log);
+  const chains = new IstioChainsCheck(nsenterSave, (cookie, verdict, detail) => {
+    if (verdict === 'present') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture', chains: detail }, "istio-init's iptables chains found; that pod is left to them");
+    if (verdict === 'unknown') log.warn({ netnsCookie: cookie.toString(), reason: 'double_capture_unknown', error: detail }, 'could not look for istio-init\'s iptables chains; capturing anyway');
+    if (verdict !== 'absent') changed();
+  });
+  metrics.doubleCaptured = () => chains.count('present');
+  const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains);
 
   const sync = () => {
-    let snapshot;
+    let read;
     try {
-      snapshot = readSnapshot(spec);
+      read = feed.read();
     } catch (e) {
       metrics.sourceErrors.inc();
       log.error({ reason: 'source_unreadable', error: (e as Error).message }, 'source not read; keeping current policies');
       return;
     }
-    for (const error of snapshot.errors) {
+    if (read === null) return; // not listed yet: the kernel keeps what it has
+    for (const error of read.errors) {
       metrics.sourceErrors.inc();
-      log.warn({ reason: 'source_document', error }, 'source document skipped');
+      log.warn({ reason: 'source_document', error }, 'source object skipped');
     }
+    let states;
     try {
-      reconciler.reconcile(snapshot.pods, buildPolicies(snapshot.pods, snapshot.sidecars, opts.config), { prune: snapshot.errors.length === 0 });
+      states = reconciler.reconcile(read.records, { prune: read.prune, budgetMs: PASS_BUDGET_MS });
     } catch (e) {
       metrics.reconcileErrors.inc({ reason: 'map_write' });
       log.error({ reason: 'reconcile_failed', error: (e as Error).stack }, 'reconcile failed; will retry on the next change');
+      return;
     }
+    // Writes left over by the budget go on at once (after pending I/O); a pod whose
+    // sandbox is starting is looked for again soon, not at the next resync.
+    if (states.some((s) => s.status === 'pending' && s.error?.startsWith('queued'))) schedule(0);
+    else if (states.some((s) => s.status === 'pending')) schedule(PENDING_RETRY_MS);
   };
+  let pendingTimer: NodeJS.Timeout | null = null;
+  const schedule = (ms: number) => {
+    if (pendingTimer) return;
+    pendingTimer = setTimeout(() => {
+      pendingTimer = null;
+      sync();
+    }, ms);
+  };
+  // Changes arrive in bursts (an informer's list, an editor's save): coalesce them.
+  const changed = () => schedule(CHANGE_COALESCE_MS);
   sync();
-  const watch: FileWatch = watchFile(spec.path, sync);
+  await feed.start(changed);
   const resync = setInterval(sync, opts.resyncMs ?? 10_000);
 
   const http: Server = createHttpServer({
     metrics,
     dataPlane: () => dataPlane,
-    ready: () => reconciler.ready,
+    ready: () => reconciler.ready && feed.status().synced,
+    source: () => feed.status(),
     pods: () => reconciler.podStates(),
   });
   await new Promise<void>((resolve, reject) => {
@@ -146,8 +207,9 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
 
   return {
     async close() {
-      watch.close();
+      await feed.close();
       clearInterval(resync);
+      if (pendingTimer) clearTimeout(pendingTimer);
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (lookup) await new Promise<void>((resolve) => lookup!.close(() => resolve()));
       dataPlane.close();

@@ -3,6 +3,7 @@
 export interface ObjectMeta {
   name?: string;
   namespace?: string;
+  uid?: string;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   creationTimestamp?: string;
@@ -17,7 +18,7 @@ export interface Container {
 export interface Pod {
   kind: 'Pod';
   metadata: ObjectMeta;
-  spec?: { containers?: Container[]; initContainers?: Container[] };
+  spec?: { containers?: Container[]; initContainers?: Container[]; nodeName?: string; hostNetwork?: boolean };
   status?: { podIP?: string; podIPs?: { ip?: string }[] };
 }
 

@@ -432,6 +432,24 @@ test.serial('removing the policy releases the pod, and its sk_lookup link', asyn
   t.is(serverOf(await connect(e.cg, { netnsPath: e.topo.peer.path, dst: '10.1.0.2:8080' })).port, 15006);
 });
 
+test.serial("each netns links only the small entry; the one steering program sits in the pinned prog array", async (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const { exec } = await import('./harness/exec.js');
+  const show = async (args: string[]) => JSON.parse((await exec('bpftool', ['-j', ...args])).stdout) as Record<string, any>;
+  const link = await show(['link', 'show', 'pinned', netnsLinkPath(e.bpffs.path, e.cookie)]);
+  const entry = await show(['prog', 'show', 'id', String(link.prog_id)]);
+  t.is(entry.name, 'sluice_sk_lookup');
+  const array = await show(['map', 'dump', 'pinned', `${pinLayout(e.bpffs.path).maps}/sluice_lookup_prog`]);
+  // bpftool prints a prog array's value (the program id) as little-endian hex bytes.
+  const bytes = (array as unknown as { value: string[] | number }[])[0]!.value;
+  const steerId = Array.isArray(bytes) ? Buffer.from(bytes.map((b) => parseInt(b, 16))).readUInt32LE() : bytes;
+  const steer = await show(['prog', 'show', 'id', String(steerId)]);
+  t.is(steer.name, 'sluice_sk_lookup_steer');
+  // The per-pod verifier run is the entry's: a few instructions, not decide_inbound.
+  t.true(entry.bytes_xlated * 8 < steer.bytes_xlated, `entry ${entry.bytes_xlated} B, steering ${steer.bytes_xlated} B`);
+});
+
 test.serial('a restarted loader adopts every pin, and interception never stops', async (t) => {
   const e = ready(t);
   if (!e) return;

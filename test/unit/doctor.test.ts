@@ -168,4 +168,16 @@ test('sockmap verdict: FIONREAD short only for redirected bytes is the older lim
   const both = judgeWakeup([obs('redirect', { fionread: 0 }), obs('tcp', { fionread: 0 })], [stress()], 3);
   t.is(both.verdict, 'regressed');
   t.regex(both.summary, /^FIONREAD said 0 for 64 readable bytes \(tcp path\)/);
+test('doctor names the pods left to istio-init, and skips pod checks with no daemon', async (t) => {
+  const { podChecks } = await import('../../src/cli/doctor-pods.js');
+  const pods = [
+    { namespace: 'a', name: 'x', status: 'rejected', error: 'chains', istioIptables: 'present' },
+    { namespace: 'a', name: 'y', status: 'applied', error: null, istioIptables: 'absent' },
+  ];
+  const checks = await podChecks('127.0.0.1:1', async () => pods);
+  t.deepEqual(checks.map((c) => [c.name, c.status]), [['double capture', 'warn'], ['daemon pods', 'ok']]);
+  t.regex(checks[0]!.detail, /a\/x/);
+  const none = await podChecks('127.0.0.1:1', async () => null);
+  t.is(none.length, 1);
+  t.regex(none[0]!.detail, /no daemon answers/);
 });

@@ -3,6 +3,11 @@ import { buildPolicies, DEFAULT_CONFIG, type CapturePolicy, type Endpoint, type 
 import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from '../../src/daemon/dataplane.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { Reconciler, type Logger } from '../../src/daemon/reconcile.js';
+import { annotationNetns } from '../../src/sources/file-feed.js';
+import type { PodRecord } from '../../src/sources/record.js';
+
+/** Pods as the file source hands them over: policy plus the annotated netns. */
+const records = (pods: Pod[]): PodRecord[] => buildPolicies(pods, [], DEFAULT_CONFIG).map((result, i) => ({ result, netns: annotationNetns(pods[i]!) }));
 
 class FakeDataPlane implements DataPlane {
   entries = new Map<bigint, CapturePolicy>();
@@ -58,7 +63,7 @@ function setup(known: Record<string, bigint>) {
   const dp = new FakeDataPlane();
   const metrics = new Metrics(() => dp);
   const r = new Reconciler(dp, resolver(known), metrics, quiet);
-  const run = (pods: Pod[]) => r.reconcile(pods, buildPolicies(pods, [], DEFAULT_CONFIG));
+  const run = (pods: Pod[]) => r.reconcile(records(pods));
   return { dp, metrics, r, run };
 }
 
@@ -168,11 +173,11 @@ test('without prune (a broken source document), pods missing from the snapshot k
   const { dp, r } = setup({ '/ns/a': 1n, '/ns/b': 2n });
   const a = pod('a', '10.1.0.2', '/ns/a');
   const b = pod('b', '10.1.0.3', '/ns/b');
-  r.reconcile([a, b], buildPolicies([a, b], [], DEFAULT_CONFIG));
+  r.reconcile(records([a, b]));
   dp.entries.set(99n, {} as CapturePolicy); // adopted, owner unknown
-  r.reconcile([b], buildPolicies([b], [], DEFAULT_CONFIG), { prune: false });
+  r.reconcile(records([b]), { prune: false });
   t.deepEqual(dp.listPolicies().sort(), [1n, 2n, 99n]);
-  r.reconcile([b], buildPolicies([b], [], DEFAULT_CONFIG));
+  r.reconcile(records([b]));
   t.deepEqual(dp.listPolicies(), [2n]);
 });
 
@@ -190,9 +195,25 @@ test('without prune, pods missing from the snapshot are still reported with the 
   const { r } = setup({ '/ns/a': 1n, '/ns/b': 2n });
   const a = pod('a', '10.1.0.2', '/ns/a');
   const b = pod('b', '10.1.0.3', '/ns/b');
-  r.reconcile([a, b], buildPolicies([a, b], [], DEFAULT_CONFIG));
-  const states = r.reconcile([b], buildPolicies([b], [], DEFAULT_CONFIG), { prune: false });
+  r.reconcile(records([a, b]));
+  const states = r.reconcile(records([b]), { prune: false });
   t.deepEqual(states.map((s) => [s.name, s.status]), [['b', 'applied'], ['a', 'applied']]);
   t.is(states[1]!.policy!.podIPs[0], '10.1.0.2');
-  t.deepEqual(r.reconcile([], [], { prune: false }).map((s) => s.name), ['b', 'a']);
+  t.deepEqual(r.reconcile([], { prune: false }).map((s) => s.name), ['b', 'a']);
+});
+
+test('a pass over its time budget queues the remaining writes, keeps their kernel entries, and is not ready', (t) => {
+  const { dp, r } = setup({ '/ns/a': 1n, '/ns/b': 2n });
+  dp.entries.set(2n, {} as CapturePolicy); // adopted after a restart
+  const pods = [pod('a', '10.1.0.2', '/ns/a'), pod('b', '10.1.0.3', '/ns/b')];
+  const first = r.reconcile(records(pods), { budgetMs: -1 });
+  t.deepEqual(first.map((s) => s.status), ['pending', 'pending']);
+  t.regex(first[0]!.error!, /^queued/);
+  t.is(dp.writes, 0);
+  t.deepEqual(dp.listPolicies(), [2n], 'the adopted entry of a queued pod is not pruned');
+  t.false(r.ready);
+  const second = r.reconcile(records(pods));
+  t.deepEqual(second.map((s) => s.status), ['applied', 'applied']);
+  t.deepEqual(dp.listPolicies().sort(), [1n, 2n]);
+  t.true(r.ready);
 });

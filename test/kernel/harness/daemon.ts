@@ -66,6 +66,10 @@ export interface DaemonOptions {
   /** Reused on a restart, so the address stays the same. */
   port?: number;
   extraArgs?: string[];
+  /** Replaces `--source file:SOURCE`, e.g. the kubernetes source and its flags. */
+  sourceArgs?: string[];
+  /** Run the built CLI (bin/sluice.js → dist/) as production does, not the sources via tsx. */
+  built?: boolean;
 }
 
 export interface Daemon {
@@ -91,10 +95,10 @@ const daemons = new Set<Daemon>();
 /** Starts `sluice run` and resolves once /healthz answers 200. */
 export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const port = o.port ?? (await freePort());
-  const args = ['run', '--source', `file:${o.source}`, '--cgroup', o.cgroup, '--bpffs', o.bpffs, '--listen', `127.0.0.1:${port}`, '--lookup-socket', o.lookupSocket, ...(o.extraArgs ?? [])];
+  const args = ['run', ...(o.sourceArgs ?? ['--source', `file:${o.source}`]), '--cgroup', o.cgroup, '--bpffs', o.bpffs, '--listen', `127.0.0.1:${port}`, '--lookup-socket', o.lookupSocket, ...(o.extraArgs ?? [])];
   // setpriv execs node (so kill -9 hits the daemon itself) with a parent-death signal: a
   // test runner killed outright leaves no daemon behind.
-  const node = [process.execPath, '--import', 'tsx', CLI, ...args];
+  const node = o.built ? [process.execPath, join(REPO_ROOT, 'bin', 'sluice.js'), ...args] : [process.execPath, '--import', 'tsx', CLI, ...args];
   const setpriv = findTool('setpriv');
   const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', ...node] : node;
   const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -318,6 +322,15 @@ export async function createWorld(pods: number): Promise<World> {
     await world.destroy();
     throw err;
   }
+}
+
+/** Everything dead test processes left: namespaces, cgroups, pins, scratch directories. */
+export async function reapStaleWorld(): Promise<void> {
+  const { reapStaleNamespaces } = await import('./topology.js');
+  const { reapStale } = await import('../bpf-fixture.js');
+  await reapStaleNamespaces();
+  reapStale();
+  reapStaleWorkDirs();
 }
 
 /** Removes the scratch directories (source file, lookup socket) of dead test processes. */
