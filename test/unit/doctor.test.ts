@@ -168,6 +168,8 @@ test('sockmap verdict: FIONREAD short only for redirected bytes is the older lim
   const both = judgeWakeup([obs('redirect', { fionread: 0 }), obs('tcp', { fionread: 0 })], [stress()], 3);
   t.is(both.verdict, 'regressed');
   t.regex(both.summary, /^FIONREAD said 0 for 64 readable bytes \(tcp path\)/);
+});
+
 test('doctor names the pods left to istio-init, and skips pod checks with no daemon', async (t) => {
   const { podChecks } = await import('../../src/cli/doctor-pods.js');
   const pods = [

@@ -30,7 +30,7 @@ async function validate(dir: string, env: Record<string, string> = {}): Promise<
 }
 
 test('the Vagrantfile validates, with the default kernel and with SLUICE_KERNEL=6.12', async (t) => {
-  for (const env of [{}, { SLUICE_KERNEL: '6.12' }]) {
+  for (const env of [{}, { SLUICE_KERNEL: '6.12' }] as Record<string, string>[]) {
     const r = await validate(ROOT, env);
     t.is(r.code, 0, r.out);
     t.regex(r.out, /Vagrantfile validated successfully/);
