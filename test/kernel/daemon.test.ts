@@ -167,7 +167,7 @@ test.serial('HTTP: /healthz, /readyz only once attached and every pod reconciled
     );
     t.deepEqual((await cgroupPrograms(w.cg.path)).map((p) => p.name).sort(), PROGRAMS);
 
-    for (const p of states) t.deepEqual(Object.keys(p).sort(), ['error', 'name', 'namespace', 'netns', 'netnsCookie', 'policy', 'status']);
+    for (const p of states) t.deepEqual(Object.keys(p).sort(), ['error', 'istioIptables', 'name', 'namespace', 'netns', 'netnsCookie', 'policy', 'status']);
     const [a, b] = states as [PodState, PodState];
     t.like(a, { namespace: 'default', name: 'pod0', netns: w.pods[0]!.pod.path, error: null });
     t.regex(a.netnsCookie ?? '', /^\d+$/);
