@@ -48,7 +48,7 @@ static __always_inline int sock_xlate_connect(struct bpf_sock_addr *ctx, struct 
 		tcp_socket_owner(sk, &c->uid, &c->gid);
 		d = decide_outbound(p, c);
 		count_decision(d.outcome, d.step);
-	} else if (!decide_udp(p, sk, c, &d)) {
+	} else if (!decide_udp(ctx, p, sk, c, &d)) {
 		d.outcome = SLUICE_OUTCOME_PASS;
 	}
 	if (d.outcome == SLUICE_OUTCOME_PASS) {

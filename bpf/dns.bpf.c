@@ -32,7 +32,7 @@ static __always_inline int sock_xlate_datagram(struct bpf_sock_addr *ctx, struct
 	if (c->dst.port != bpf_htons(DNS_PORT) || !sk)
 		return SYS_PROCEED;
 	p = pod_policy(bpf_get_netns_cookie(ctx));
-	if (!p || !decide_udp(p, sk, c, &d) || d.outcome == SLUICE_OUTCOME_PASS)
+	if (!p || !decide_udp(ctx, p, sk, c, &d) || d.outcome == SLUICE_OUTCOME_PASS)
 		return SYS_PROCEED;
 	redirect_target(p, c, &d, to, src);
 	if (!dns_remember(sk, c, &d, to, bpf_get_socket_cookie(ctx))) {

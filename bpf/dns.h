@@ -17,13 +17,13 @@
  * for DNS: any other datagram passes (decide() passes it at step 10) without running the
  * steps or reading the owner. Returns 0 when the steps did not run.
  */
-static __always_inline int decide_udp(const struct sluice_pod_policy *p, struct bpf_sock *sk,
+static __always_inline int decide_udp(struct bpf_sock_addr *ctx, const struct sluice_pod_policy *p, struct bpf_sock *sk,
 				      struct outbound_conn *c, struct decision *d)
 {
 	if (!(p->flags & SLUICE_POLICY_DNS_CAPTURE) || c->dst.port != bpf_htons(DNS_PORT))
 		return 0;
 	c->tcp = 0;
-	udp_socket_owner(sk, &c->uid, &c->gid);
+	udp_socket_owner(ctx, sk, &c->uid, &c->gid);
 	*d = decide_outbound(p, c);
 	count_decision(d->outcome, d->step);
 	return 1;

@@ -20,7 +20,7 @@ function hintFor(op: string, errno: number): string {
   return 'run `sluice doctor` to check the kernel and the bpffs';
 }
 
-const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
+export const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
 
 export class BpfError extends Error {
   override readonly name = 'BpfError';
@@ -374,3 +374,4 @@ export function pidfdGetfd(pidfd: number, fd: number): number {
   if (ret < 0) throw new BpfError(`pidfd_getfd(${fd})`, koffi.errno(), 'the socket was closed meanwhile, or ptrace access is denied (root needed)');
   return ret;
 }
+

@@ -12,6 +12,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, 
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSkLookupConfig } from './codec.js';
+import { applyFallbacks } from './fallbacks.js';
 import * as bpf from './libbpf.js';
 import { ATTACH_TYPES } from './probe-facts.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
@@ -250,6 +251,7 @@ export function openShared(objectDir: string, object: string, pins: Pins, cap: C
       }
       bpf.setMapPinPath(m, pinPath);
     }
+    applyFallbacks(obj);
     bpf.loadObject(obj, object);
     return obj;
   } catch (err) {
@@ -307,7 +309,8 @@ function attachSkMsg(prog: bpf.BpfProgram, pins: Pins, report: InstallReport, lo
       if (!(err instanceof bpf.BpfError) || err.code !== 'EINVAL') throw err;
       bpf.progAttach(progFd, mapFd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, `${SK_MSG_PROGRAM} on ${mapPath}`);
       log(`this kernel has no sockmap links: ${SK_MSG_PROGRAM} is attached to ${ACCEL_MAP} directly and stays until the map is removed`);
-      report.attached.push(SK_MSG_PROGRAM);
+      // A map of an earlier install already had one; the attach replaced it, in place.
+      (report.adoptedMaps.includes(ACCEL_MAP) ? report.updated : report.attached).push(SK_MSG_PROGRAM);
       return;
     }
     try {

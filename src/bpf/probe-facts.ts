@@ -26,12 +26,13 @@ export const HELPERS = {
   BPF_FUNC_msg_redirect_hash: 71,
   BPF_FUNC_sk_release: 86,
   BPF_FUNC_sk_storage_get: 107,
+  BPF_FUNC_probe_read_kernel: 113,
   BPF_FUNC_get_netns_cookie: 122,
   BPF_FUNC_sk_assign: 124,
 } as const;
 
 /** enum bpf_attach_type values used by the loader. */
-export const ATTACH_TYPES = { BPF_SK_MSG_VERDICT: 7 } as const;
+export const ATTACH_TYPES = { BPF_SK_MSG_VERDICT: 7, BPF_SK_LOOKUP: 36 } as const;
 
 export type WakeupVerdict = 'ok' | 'regressed' | `unknown: ${string}`;
 
@@ -75,6 +76,10 @@ export interface WakeupReport {
  * The verdict. `regressed` when any waiter slept through data that was there, or when
  * FIONREAD reports nothing for bytes that came by TCP into a sockmap'd socket: both come
  * from the same kernel change (upstream 929e30f93125; FIONREAD fixed by 04af4efde58a).
+ * FIONREAD short only for bytes that sk_msg redirected is not that change: kernels from
+ * before it (6.1.192, 6.12.74, measured in the test-vm matrix) count only the TCP
+ * receive queue, never a psock's queue, with every wake-up delivered. That older
+ * limitation is named in the summary of an `ok`.
  */
 export function judgeWakeup(observations: WakeupObservation[], stress: WakeupStress[], redirected: number): Pick<WakeupReport, 'verdict' | 'summary'> {
   const broken = observations.find((o) => o.errno !== 0 || o.sent <= 0);
@@ -87,19 +92,23 @@ export function judgeWakeup(observations: WakeupObservation[], stress: WakeupStr
   const lost = observations.filter((o) => !o.woke);
   if (lost.length > 0) problems.push(`no wake-up although data arrived: ${lost.map(name).join(', ')}`);
   for (const s of stress.filter((x) => x.stalls > 0)) problems.push(`${s.stalls} lost wake-up(s) in ${s.rounds} ${s.path} ${s.mode} rounds`);
-  const short = observations.filter((o) => o.fionread >= 0 && o.fionread < o.readableAfter);
-  if (short.length > 0) {
-    const o = short[0]!;
-    problems.push(`FIONREAD said ${o.fionread} for ${o.readableAfter} readable bytes (${[...new Set(short.map((x) => x.path))].join(', ')} path)`);
-  }
+  const allShort = observations.filter((o) => o.fionread >= 0 && o.fionread < o.readableAfter);
+  const fionread = (list: WakeupObservation[]) => `FIONREAD said ${list[0]!.fionread} for ${list[0]!.readableAfter} readable bytes (${[...new Set(list.map((x) => x.path))].join(', ')} path)`;
+  const short = allShort.filter((o) => o.path === 'tcp');
+  if (short.length > 0) problems.push(fionread(short));
+  // Redirected bytes only: the older limitation (see above), unless the regression is there too.
+  const redirectOnly = allShort.filter((o) => o.path === 'redirect');
+  const limitation = redirectOnly.length > 0 ? `; ${fionread(redirectOnly)}: an older sockmap limitation (FIONREAD counts the TCP receive queue only), not the regression` : '';
   const rounds = stress.reduce((n, x) => n + x.rounds, 0);
   const woken = `${observations.length} single waits and ${rounds} stress rounds`;
   if (problems.length > 0) {
     if (lost.length === 0 && !stress.some((x) => x.stalls > 0)) problems.push(`no wake-up was lost in ${woken}`);
+    if (redirectOnly.length > 0) problems.push(fionread(redirectOnly));
     return { verdict: 'regressed', summary: problems.join('; ') };
   }
   const stressBroken = stress.find((x) => x.errno !== 0);
   if (stressBroken) return { verdict: `unknown: the ${stressBroken.path} ${stressBroken.mode} stress stopped with errno ${stressBroken.errno}`, summary: 'the stress rounds could not run' };
+  if (limitation) return { verdict: 'ok', summary: `every waiter was woken (${woken}) and FIONREAD counted every byte that came by TCP${limitation}` };
   return { verdict: 'ok', summary: `every waiter was woken (${woken}) and FIONREAD counted every byte` };
 }
 

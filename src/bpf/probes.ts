@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 import { parseEndpoint } from '../policy/net.js';
 import { COUNTER, decodeU64, encodeAccelKey, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
 import * as bpf from './libbpf.js';
-import { ACCEL_MAP, capacityOf, DEFAULT_OBJECT_DIR, SK_MSG_OBJECT, SK_MSG_PROGRAM, type Capacity, type MapName } from './loader.js';
+import { probeProgram } from './libbpf-probes.js';
+import { ACCEL_MAP, DEFAULT_OBJECT_DIR, SK_MSG_OBJECT, SK_MSG_PROGRAM } from './loader.js';
+import { openPrivate } from './object-probes.js';
 import { possibleCpus } from './maps.js';
 import { ATTACH_TYPES, HELPERS, judgeWakeup, MAP_TYPES, PROG_TYPES, type WakeupObservation, type WakeupReport, type WakeupStress } from './probe-facts.js';
 
@@ -17,7 +19,7 @@ export * from './probe-facts.js';
 
 // ------------------------------------------------------------ feature probes
 
-export type FeatureKind = 'program' | 'map' | 'helper';
+export type FeatureKind = 'program' | 'map' | 'helper' | 'context' | 'kfunc';
 
 export interface Feature {
   kind: FeatureKind;
@@ -27,6 +29,8 @@ export interface Feature {
   use: string;
   /** Capture needs it. The others only matter for --accelerate. */
   required: boolean;
+  /** The first upstream Linux release that has it, where known: doctor and run name it. */
+  since?: string;
   probe: () => bpf.ProbeAnswer;
 }
 
@@ -34,42 +38,74 @@ const P = PROG_TYPES;
 const M = MAP_TYPES;
 const H = HELPERS;
 
-const prog = (name: string, type: number, use: string, required = true): Feature => ({ kind: 'program', name, use, required, probe: () => bpf.probeProgType(type) });
-const map = (name: string, type: number, use: string, required = true): Feature => ({ kind: 'map', name, use, required, probe: () => bpf.probeMapType(type) });
-const helper = (fn: string, progName: string, type: number, id: number, use: string, required = true): Feature => ({
+type Extra = { required?: boolean; since?: string };
+const prog = (name: string, type: number, use: string, x: Extra = {}): Feature => ({ kind: 'program', name, use, required: x.required ?? true, ...x, probe: () => bpf.probeProgType(type) });
+const map = (name: string, type: number, use: string, x: Extra = {}): Feature => ({ kind: 'map', name, use, required: x.required ?? true, ...x, probe: () => bpf.probeMapType(type) });
+const helper = (fn: string, progName: string, type: number, id: number, use: string, x: Extra = {}): Feature => ({
   kind: 'helper',
   name: `bpf_${fn} in ${progName}`,
   use,
-  required,
+  required: x.required ?? true,
+  ...x,
   probe: () => bpf.probeHelper(type, id),
 });
 
-/** Everything the programs in bpf/ rely on. */
+/** r2 = *(u32 *)(r1 + off); r0 = ret; exit: a program that only reads one context field. */
+export function ctxReadProgram(off: number, ret: number): Buffer {
+  const b = Buffer.alloc(24);
+  b.writeUInt8(0x61, 0); // BPF_LDX | BPF_MEM | BPF_W
+  b.writeUInt8(0x12, 1); // src r1, dst r2
+  b.writeInt16LE(off, 2);
+  b.writeUInt8(0xb7, 8); // BPF_ALU64 | BPF_MOV | BPF_K into r0
+  b.writeInt32LE(ret, 12);
+  b.writeUInt8(0x95, 16); // BPF_JMP | BPF_EXIT
+  return b;
+}
+
+/** Everything the programs in bpf/ rely on; the kfuncs come from the objects (object-probes.ts). */
 export const FEATURES: readonly Feature[] = [
-  prog('cgroup_sock_addr', P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 'connect and getpeername rewriting'),
-  prog('sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, 'connection records, listener and acceleration enrolment'),
-  prog('cgroup_sockopt', P.BPF_PROG_TYPE_CGROUP_SOCKOPT, 'SO_ORIGINAL_DST'),
-  prog('sk_lookup', P.BPF_PROG_TYPE_SK_LOOKUP, 'inbound steering without NAT'),
-  prog('sk_msg', P.BPF_PROG_TYPE_SK_MSG, '--accelerate', false),
-  map('hash', M.BPF_MAP_TYPE_HASH, 'pod policies, port sets, connection records'),
-  map('array', M.BPF_MAP_TYPE_ARRAY, 'node-wide settings'),
-  map('percpu_array', M.BPF_MAP_TYPE_PERCPU_ARRAY, 'counters'),
-  map('lpm_trie', M.BPF_MAP_TYPE_LPM_TRIE, 'CIDR sets'),
-  map('sk_storage', M.BPF_MAP_TYPE_SK_STORAGE, 'per-socket original destination'),
-  map('sockhash', M.BPF_MAP_TYPE_SOCKHASH, 'proxy listeners for inbound steering, and --accelerate'),
-  helper('get_netns_cookie', 'cgroup_sock_addr', P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, H.BPF_FUNC_get_netns_cookie, 'finding the pod of a socket'),
+  prog('cgroup_sock_addr', P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 'connect and getpeername rewriting', { since: '4.17' }),
+  prog('sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, 'connection records, listener and acceleration enrolment', { since: '4.13' }),
+  prog('cgroup_sockopt', P.BPF_PROG_TYPE_CGROUP_SOCKOPT, 'SO_ORIGINAL_DST', { since: '5.3' }),
+  prog('sk_lookup', P.BPF_PROG_TYPE_SK_LOOKUP, 'inbound steering without NAT', { since: '5.9' }),
+  prog('sk_msg', P.BPF_PROG_TYPE_SK_MSG, '--accelerate', { required: false, since: '4.17' }),
+  map('hash', M.BPF_MAP_TYPE_HASH, 'pod policies, port sets, connection records', { since: '3.19' }),
+  map('array', M.BPF_MAP_TYPE_ARRAY, 'node-wide settings', { since: '3.19' }),
+  map('percpu_array', M.BPF_MAP_TYPE_PERCPU_ARRAY, 'counters', { since: '4.6' }),
+  map('lpm_trie', M.BPF_MAP_TYPE_LPM_TRIE, 'CIDR sets', { since: '4.11' }),
+  map('sk_storage', M.BPF_MAP_TYPE_SK_STORAGE, 'per-socket original destination', { since: '5.2' }),
+  map('sockhash', M.BPF_MAP_TYPE_SOCKHASH, 'proxy listeners for inbound steering, and --accelerate', { since: '4.18' }),
+  helper('get_netns_cookie', 'cgroup_sock_addr', P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, H.BPF_FUNC_get_netns_cookie, 'finding the pod of a socket', { since: '5.7' }),
   helper('get_socket_cookie', 'cgroup_sock_addr', P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, H.BPF_FUNC_get_socket_cookie, 'owner of a connection record'),
   helper('sk_storage_get', 'cgroup_sock_addr', P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR, H.BPF_FUNC_sk_storage_get, 'per-socket original destination'),
-  helper('get_netns_cookie', 'sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, H.BPF_FUNC_get_netns_cookie, 'loopback connection keys'),
-  helper('sock_hash_update', 'sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, H.BPF_FUNC_sock_hash_update, 'enrolling listeners and accelerated sockets'),
-  helper('sock_ops_cb_flags_set', 'sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, H.BPF_FUNC_sock_ops_cb_flags_set, 'deleting records on close'),
-  helper('get_netns_cookie', 'cgroup_sockopt', P.BPF_PROG_TYPE_CGROUP_SOCKOPT, H.BPF_FUNC_get_netns_cookie, 'SO_ORIGINAL_DST for loopback connections'),
-  helper('sk_assign', 'sk_lookup', P.BPF_PROG_TYPE_SK_LOOKUP, H.BPF_FUNC_sk_assign, 'handing a connection to the proxy listener'),
-  helper('sk_release', 'sk_lookup', P.BPF_PROG_TYPE_SK_LOOKUP, H.BPF_FUNC_sk_release, 'listener lookups'),
-  helper('msg_redirect_hash', 'sk_msg', P.BPF_PROG_TYPE_SK_MSG, H.BPF_FUNC_msg_redirect_hash, '--accelerate', false),
-  helper('get_netns_cookie', 'sk_msg', P.BPF_PROG_TYPE_SK_MSG, H.BPF_FUNC_get_netns_cookie, '--accelerate (loopback keys)', false),
-  helper('sk_storage_get', 'sk_msg', P.BPF_PROG_TYPE_SK_MSG, H.BPF_FUNC_sk_storage_get, '--accelerate (ordering)', false),
+  helper('get_netns_cookie', 'sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, H.BPF_FUNC_get_netns_cookie, 'loopback connection keys', { since: '5.15' }),
+  helper('sock_hash_update', 'sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, H.BPF_FUNC_sock_hash_update, 'enrolling listeners and accelerated sockets', { since: '4.18' }),
+  helper('sock_ops_cb_flags_set', 'sock_ops', P.BPF_PROG_TYPE_SOCK_OPS, H.BPF_FUNC_sock_ops_cb_flags_set, 'deleting records on close', { since: '4.16' }),
+  helper('get_netns_cookie', 'cgroup_sockopt', P.BPF_PROG_TYPE_CGROUP_SOCKOPT, H.BPF_FUNC_get_netns_cookie, 'SO_ORIGINAL_DST for loopback connections', { since: '5.15' }),
+  helper('sk_assign', 'sk_lookup', P.BPF_PROG_TYPE_SK_LOOKUP, H.BPF_FUNC_sk_assign, 'handing a connection to the proxy listener', { since: '5.9' }),
+  helper('sk_release', 'sk_lookup', P.BPF_PROG_TYPE_SK_LOOKUP, H.BPF_FUNC_sk_release, 'listener lookups', { since: '5.9' }),
+  {
+    kind: 'context',
+    name: 'ctx->ingress_ifindex in sk_lookup',
+    use: 'inbound interface exclusions (reroute interfaces)',
+    required: true,
+    since: '5.17',
+    // offsetof(struct bpf_sk_lookup, ingress_ifindex); SK_PASS.
+    probe: () => probeProgram(P.BPF_PROG_TYPE_SK_LOOKUP, ATTACH_TYPES.BPF_SK_LOOKUP, ctxReadProgram(64, 1)),
+  },
+  helper('msg_redirect_hash', 'sk_msg', P.BPF_PROG_TYPE_SK_MSG, H.BPF_FUNC_msg_redirect_hash, '--accelerate', { required: false, since: '4.18' }),
+  helper('get_netns_cookie', 'sk_msg', P.BPF_PROG_TYPE_SK_MSG, H.BPF_FUNC_get_netns_cookie, '--accelerate (loopback keys)', { required: false }),
+  helper('sk_storage_get', 'sk_msg', P.BPF_PROG_TYPE_SK_MSG, H.BPF_FUNC_sk_storage_get, '--accelerate (ordering)', { required: false }),
 ];
+
+/** What a kernel without the bpf_rdonly_cast kfunc needs instead (bpf/owner.h). */
+export const RDONLY_CAST_FALLBACK: Feature = helper(
+  'probe_read_kernel',
+  'cgroup_sock_addr',
+  P.BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+  H.BPF_FUNC_probe_read_kernel,
+  'the owner of UDP sockets where the kernel has no bpf_rdonly_cast',
+);
 
 // ---------------------------------------------------- sockmap wake-up check
 
@@ -137,26 +173,6 @@ class LineReader {
   }
 }
 
-const TINY: Capacity = { pods: 16, connections: 16, setEntries: 16 };
-
-/** Opens sk_msg.bpf.o with small, private (unpinned) maps: nothing of an installation is touched. */
-function openPrivate(objectDir: string): bpf.BpfObject {
-  const obj = bpf.openObject(join(objectDir, `${SK_MSG_OBJECT}.bpf.o`));
-  try {
-    for (const m of bpf.maps(obj)) {
-      const name = bpf.mapName(m);
-      // The sized maps get 16 entries; the fixed-size ones (socket storage, counters) keep theirs.
-      if (bpf.mapIsInternal(m) || capacityOf(name as MapName, TINY) === null) continue;
-      bpf.setMapMaxEntries(m, 16);
-    }
-    bpf.loadObject(obj, `${SK_MSG_OBJECT} (wake-up check)`);
-    return obj;
-  } catch (err) {
-    bpf.closeObject(obj);
-    throw err;
-  }
-}
-
 function mapFdByName(obj: bpf.BpfObject, name: string): number {
   const m = bpf.maps(obj).find((x) => bpf.mapName(x) === name);
   if (!m) throw new Error(`${SK_MSG_OBJECT}.bpf.o has no map ${name}: rebuild with \`make -C bpf\``);
@@ -192,7 +208,7 @@ export async function checkSockmapWakeup(opts: WakeupOptions = {}): Promise<Wake
   let lines: LineReader | null = null;
   let pidfd: number | null = null;
   try {
-    obj = openPrivate(objectDir);
+    obj = openPrivate(objectDir, SK_MSG_OBJECT, `${SK_MSG_OBJECT} (wake-up check)`);
     const accelFd = mapFdByName(obj, ACCEL_MAP);
     const countersFd = mapFdByName(obj, 'sluice_counters');
     bpf.mapUpdate(mapFdByName(obj, 'sluice_global'), encodeU32(0), encodeGlobal(GLOBAL_FLAG.ACCELERATE), bpf.BPF_ANY, 'sluice_global');

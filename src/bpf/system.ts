@@ -63,6 +63,25 @@ export function kernelRelease(): string {
   return readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
 }
 
+/**
+ * The upstream version of the running kernel. Debian's release string carries its ABI
+ * number, not the upstream patch level (`6.1.0-57-amd64` is 6.1.192): that is in
+ * /proc/version ("... Debian 6.1.192-3 ..."). Ubuntu puts it in /proc/version_signature.
+ */
+export function upstreamKernelVersion(release: string, procVersion: string, signature = ''): string {
+  // The last "Debian x.y.z": the compiler's version comes first ("gcc-12 (Debian 12.2.0-14)").
+  const debian = [...procVersion.matchAll(/\bDebian (\d+\.\d+\.\d+)/g)].at(-1);
+  if (debian) return debian[1]!;
+  const ubuntu = /^Ubuntu \S+ (\d+\.\d+\.\d+)/.exec(signature);
+  if (ubuntu) return ubuntu[1]!;
+  return /^\d+\.\d+(\.\d+)?/.exec(release)?.[0] ?? release;
+}
+
+export function runningUpstreamVersion(): string {
+  const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : '');
+  return upstreamKernelVersion(kernelRelease(), read('/proc/version'), read('/proc/version_signature'));
+}
+
 export function parseKernelVersion(release: string): [number, number, number] | null {
   const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null;
@@ -74,8 +93,9 @@ export function parseKernelVersion(release: string): [number, number, number] | 
  */
 const SOCKMAP_REGRESSION_SINCE: Record<string, number> = { '6.6': 128, '6.12': 75, '6.18': 14 };
 
-export function sockmapRegressionByVersion(release: string): boolean | null {
-  const v = parseKernelVersion(release);
+/** `version` is the upstream one (upstreamKernelVersion), not a distribution's release string. */
+export function sockmapRegressionByVersion(version: string): boolean | null {
+  const v = parseKernelVersion(version);
   if (!v) return null;
   const since = SOCKMAP_REGRESSION_SINCE[`${v[0]}.${v[1]}`];
   return since === undefined ? null : v[2] >= since;

@@ -5,8 +5,9 @@ import { DEFAULT_OBJECT_DIR, isInstalled, linkedNetns, uninstall } from '../bpf/
 import { InputError } from '../policy/errors.js';
 import { formatEndpoint, parseEndpoint } from '../policy/net.js';
 import { runDaemon } from '../daemon/run.js';
-import { checkSockmapWakeup, FEATURES } from '../bpf/probes.js';
-import { featureChecks, hostChecks, runDoctor, sockmapCheck } from './doctor.js';
+import { checkSockmapWakeup } from '../bpf/probes.js';
+import { kernelFeatures as objectFeatures, loadEachObject } from '../bpf/object-probes.js';
+import { featureChecks, hostChecks, objectChecks, refuseUnsupportedKernel, runDoctor, sockmapCheck } from './doctor.js';
 import { loadConfig } from './load.js';
 import { podChecks } from './doctor-pods.js';
 import { sourcePodStatus, type SourceFlags } from './status-source.js';
@@ -61,7 +62,12 @@ function resyncFlag(value: string): number {
   return seconds * 1000;
 }
 
+/** What the objects need from this kernel: the fixed list plus the kfuncs they declare. */
+const kernelFeatures = () => objectFeatures(DEFAULT_OBJECT_DIR);
+
 export async function runRun(flags: RunFlags): Promise<void> {
+  // The doctor's own checks, so that a missing hook is named before anything is touched.
+  refuseUnsupportedKernel(featureChecks(kernelFeatures()));
   const daemon = await runDaemon({
     source: flags.source,
     kubernetes: {
@@ -171,7 +177,8 @@ export function runDoctorCommand(flags: { bpffs: string; json?: boolean; listen?
   // programs without attaching them, and the live check runs in a private namespace.
   return runDoctor({ ...(flags.json ? { json: true } : {}) }, [
     () => hostChecks(DEFAULT_OBJECT_DIR, flags.bpffs),
-    () => featureChecks(FEATURES),
+    () => featureChecks(kernelFeatures()),
+    () => (process.geteuid?.() === 0 ? objectChecks(loadEachObject(DEFAULT_OBJECT_DIR)) : []),
     sockmapCheck(checkSockmapWakeup, { objectDir: DEFAULT_OBJECT_DIR }),
     () => podChecks(flags.listen ?? '127.0.0.1:15099'),
   ]);

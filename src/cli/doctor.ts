@@ -5,7 +5,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import type { WakeupReport } from '../bpf/probe-facts.js';
 import type { Feature, WakeupOptions } from '../bpf/probes.js';
-import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, sockmapRegressionByVersion } from '../bpf/system.js';
+import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, runningUpstreamVersion, sockmapRegressionByVersion } from '../bpf/system.js';
+import type { ObjectLoad } from '../bpf/object-probes.js';
+import { SluiceError } from '../errors.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -24,7 +26,9 @@ export function hostChecks(bpfObjectDir: string, bpffsDir: string): Check[] {
   checks.push(euid === 0 ? { name: 'root', status: 'ok', detail: 'running as root' } : { name: 'root', status: 'fail', detail: `running as uid ${euid}; run sluice as root (or with CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)` });
 
   const release = kernelRelease();
-  checks.push({ name: 'kernel', status: 'ok', detail: release });
+  const upstream = runningUpstreamVersion();
+  const kernel = upstream === release ? release : `${release} (upstream ${upstream})`;
+  checks.push({ name: 'kernel', status: 'ok', detail: kernel });
 
   const cg = findCgroup2Mount();
   checks.push(cg ? { name: 'cgroup2', status: 'ok', detail: `mounted at ${cg}` } : { name: 'cgroup2', status: 'fail', detail: 'no cgroup2 mount; mount it: mount -t cgroup2 none /sys/fs/cgroup/unified' });
@@ -41,33 +45,62 @@ export function hostChecks(bpfObjectDir: string, bpffsDir: string): Check[] {
   const objects = existsSync(bpfObjectDir) ? readdirSync(bpfObjectDir).filter((f) => f.endsWith('.bpf.o')) : [];
   checks.push(objects.length > 0 ? { name: 'bpf-objects', status: 'ok', detail: `${objects.length} objects in ${bpfObjectDir}` } : { name: 'bpf-objects', status: 'fail', detail: `no BPF objects in ${bpfObjectDir}; run npm run build` });
 
-  const regressed = sockmapRegressionByVersion(release);
+  const regressed = sockmapRegressionByVersion(upstream);
   checks.push({
     name: 'sockmap-wakeup (by version)',
     status: regressed === false ? 'ok' : 'warn',
     detail:
       regressed === true
-        ? `${release} is in a series that carries the sockmap epoll wake-up regression (6.6.128+, 6.12.75+, 6.18.14+); keep --accelerate off unless the live check passes`
+        ? `${kernel} is in a series that carries the sockmap epoll wake-up regression (6.6.128+, 6.12.75+, 6.18.14+); keep --accelerate off unless the live check passes`
         : regressed === false
-          ? `${release} predates the regression in its series`
-          : `${release} is not a series the regression is known for; rely on the live check`,
+          ? `${kernel} predates the regression in its series`
+          : `${kernel} is not a series the regression is known for; rely on the live check`,
   });
   return checks;
 }
 
-/** Program types, map types and helpers, each probed by loading or creating a tiny one. */
+/** The oldest kernel the suite ran green on (README, kernel matrix). */
+export const MIN_TESTED_KERNEL = '6.1';
+
+/** Program types, map types, helpers, context fields and kfuncs, each probed by loading or creating a tiny one. */
 export function featureChecks(features: readonly Feature[], root = process.geteuid?.() === 0): Check[] {
   // Without privileges every load fails, and libbpf reports that as "not supported".
-  if (!root) return [{ name: 'bpf features', status: 'fail', detail: `${features.length} program types, map types and helpers cannot be probed without root: run sluice doctor as root` }];
+  if (!root) return [{ name: 'bpf features', status: 'fail', detail: `${features.length} program types, map types, helpers and kfuncs cannot be probed without root: run sluice doctor as root` }];
   return features.map((f) => {
     const name = `${f.kind} ${f.name}`;
     const answer = f.probe();
     if (answer === true) return { name, status: 'ok', detail: `supported (${f.use})` };
     const missing = answer === false ? 'not supported by this kernel' : `the probe failed (${answer})`;
-    return f.required
-      ? { name, status: 'fail', detail: `${missing}; sluice needs it for ${f.use}: run as root on Linux 6.1 or later` }
-      : { name, status: 'warn', detail: `${missing}; only ${f.use} needs it, so --accelerate is not available` };
+    const since = f.since ? `; it came in Linux ${f.since}` : '';
+    if (f.required) return { name, status: 'fail', detail: `${missing}${since}; sluice needs it for ${f.use}: run on Linux ${MIN_TESTED_KERNEL} or later` };
+    if (f.kind === 'kfunc') return { name, status: 'ok', detail: `${missing}${since}; fallback in use: ${f.use}` };
+    return { name, status: 'warn', detail: `${missing}${since}; only ${f.use} needs it, so --accelerate is not available` };
   });
+}
+
+/** Each object's trial load (object-probes.ts) as a check: a failure is what `sluice run` would hit. */
+export function objectChecks(loads: ObjectLoad[]): Check[] {
+  return loads.map(({ object, error }) =>
+    error === null
+      ? { name: `object ${object}.bpf.o`, status: 'ok', detail: 'loads into this kernel' }
+      : { name: `object ${object}.bpf.o`, status: 'fail', detail: `does not load into this kernel: ${error.replace(/; the kernel rejected a program or map: the verifier log.*$/, '')}` },
+  );
+}
+
+/** `sluice run` (and the demo) on a kernel that lacks something capture needs: exit 2, nothing changed. */
+export class KernelUnsupportedError extends SluiceError {
+  constructor(readonly missing: Check[]) {
+    super('KERNEL_UNSUPPORTED', `this kernel cannot run sluice; nothing was changed. ${missing.map((c) => `${c.name}: ${c.detail}`).join('; ')}`, {
+      hint: '`sluice doctor` lists every check; the README has the kernels sluice was tested on',
+      exitCode: 2,
+    });
+  }
+}
+
+/** Throws KernelUnsupportedError naming every failed check among `checks`. */
+export function refuseUnsupportedKernel(checks: Check[]): void {
+  const missing = checks.filter((c) => c.status === 'fail');
+  if (missing.length > 0) throw new KernelUnsupportedError(missing);
 }
 
 export const SOCKMAP_CHECK = 'sockmap-regression (live)';

@@ -13,6 +13,8 @@ import { BPFFS_ROOT, reapStalePinDirs, removePinDir } from '../../src/lab/pins.j
 
 export { BPFFS_ROOT } from '../../src/lab/pins.js';
 import { NETNS_LIBRARY } from '../../src/bpf/netns.js';
+import { kernelFeatures } from '../../src/bpf/object-probes.js';
+import { featureChecks } from '../../src/cli/doctor.js';
 import { bpffsMountFor, ensureBpffs, findCgroup2Mount } from '../../src/bpf/system.js';
 import { CGROUP_EXEC, probeConnect, startServer as startProbeServer, type ConnectOptions, type ProbeResult, type ProbeServer, type ServerReply } from './harness/probe.js';
 import { findTool, PROBE_PATH } from './harness/requirements.js';
@@ -39,6 +41,8 @@ export function bpfRequirementsMissing(): string | null {
   if (!existsSync(NETNS_LIBRARY)) missing.push(`${NETNS_LIBRARY}: run \`make -C native -f netns.mk\``);
   if (!existsSync(PROBE_PATH)) missing.push(`the probe ${PROBE_PATH}: run \`make -C native\``);
   if (!findTool('ip')) missing.push('`ip` from iproute2');
+  // A kernel without a hook the programs need: the test fails naming it, as doctor does.
+  if (missing.length === 0) for (const c of featureChecks(kernelFeatures(DEFAULT_OBJECT_DIR)).filter((x) => x.status === 'fail')) missing.push(`${c.name}: ${c.detail}`);
   return missing.length ? `BPF kernel test requirements missing:\n  - ${missing.join('\n  - ')}` : null;
 }
 

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ATTACH_TYPES, HELPERS, judgeWakeup, MAP_TYPES, PROG_TYPES, type WakeupObservation, type WakeupReport, type WakeupStress } from '../../src/bpf/probe-facts.js';
 import type { Feature } from '../../src/bpf/probes.js';
-import { featureChecks, runDoctor, SOCKMAP_CHECK, sockmapCheck, type Check, type DoctorReport, type Probe } from '../../src/cli/doctor.js';
+import { sockmapRegressionByVersion, upstreamKernelVersion } from '../../src/bpf/system.js';
+import { featureChecks, KernelUnsupportedError, objectChecks, refuseUnsupportedKernel, runDoctor, SOCKMAP_CHECK, sockmapCheck, type Check, type DoctorReport, type Probe } from '../../src/cli/doctor.js';
 
 async function doctor(probes: Probe[], json = false): Promise<{ code: number; text: string }> {
   let text = '';
@@ -119,6 +120,54 @@ test('the uapi numbers the probes and the loader use are those of <linux/bpf.h>'
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the sockmap check by version reads the upstream version: Debian keeps it in /proc/version', (t) => {
+  const proc61 = 'Linux version 6.1.0-57-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.192-3 (2026-11-26)';
+  t.is(upstreamKernelVersion('6.1.0-57-amd64', proc61), '6.1.192', 'not 6.1.0 from the release string');
+  const proc612 = 'Linux version 6.12.74+deb12-amd64 (debian-kernel@lists.debian.org) (x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.12.74-2~bpo12+1 (2026-02-28)';
+  t.is(upstreamKernelVersion('6.12.74+deb12-amd64', proc612), '6.12.74');
+  t.is(upstreamKernelVersion('5.15.0-91-generic', 'Linux version 5.15.0-91-generic (buildd@lcy02) #101-Ubuntu SMP', 'Ubuntu 5.15.0-91.101-generic 5.15.131'), '5.15.131');
+  t.is(upstreamKernelVersion('6.18.44-fc-v1045', 'Linux version 6.18.44-fc-v1045 (root@build) #1 SMP'), '6.18.44');
+  t.is(sockmapRegressionByVersion('6.12.74'), false);
+  t.is(sockmapRegressionByVersion('6.12.95'), true);
+  t.is(sockmapRegressionByVersion('6.1.192'), null, 'no 6.1 release is known to carry it');
+});
+
+test('a missing feature names the first kernel that has it; a missing kfunc with a fallback is not a failure', (t) => {
+  const f = (kind: Feature['kind'], name: string, required: boolean, since?: string): Feature => ({ kind, name, use: 'x', required, ...(since ? { since } : {}), probe: () => false });
+  const [hook, kfunc] = featureChecks([f('helper', 'bpf_get_netns_cookie in sock_ops', true, '5.15'), f('kfunc', 'bpf_rdonly_cast', false, '6.2')], true);
+  t.is(hook!.status, 'fail');
+  t.regex(hook!.detail, /not supported by this kernel; it came in Linux 5\.15; sluice needs it for x/);
+  t.is(kfunc!.status, 'ok');
+  t.regex(kfunc!.detail, /it came in Linux 6\.2; fallback in use/);
+});
+
+test('sluice run refuses a kernel without a required hook with the doctor\'s words, exit code 2', (t) => {
+  const checks = featureChecks([{ kind: 'context', name: 'ctx->ingress_ifindex in sk_lookup', use: 'y', required: true, since: '5.17', probe: () => false }], true);
+  const err = t.throws(() => refuseUnsupportedKernel(checks), { instanceOf: KernelUnsupportedError });
+  t.is(err!.exitCode, 2);
+  t.is(err!.code, 'KERNEL_UNSUPPORTED');
+  t.regex(err!.message, /nothing was changed\. context ctx->ingress_ifindex in sk_lookup: not supported by this kernel; it came in Linux 5\.17/);
+  t.notThrows(() => refuseUnsupportedKernel([ok, warn]));
+});
+
+test('an object that does not load is a failed check without the pointer to a verifier log', (t) => {
+  const [good, bad] = objectChecks([
+    { object: 'sockops', error: null },
+    { object: 'connect', error: 'bpf_object__load(connect (doctor)) failed: EINVAL; the kernel rejected a program or map: the verifier log is on stderr above' },
+  ]);
+  t.deepEqual([good!.status, bad!.status], ['ok', 'fail']);
+  t.is(bad!.detail, 'does not load into this kernel: bpf_object__load(connect (doctor)) failed: EINVAL');
+});
+
+test('sockmap verdict: FIONREAD short only for redirected bytes is the older limitation, not the regression', (t) => {
+  const older = judgeWakeup([obs('redirect', { fionread: 0 }), obs('tcp')], [stress()], 3);
+  t.is(older.verdict, 'ok');
+  t.regex(older.summary, /FIONREAD said 0 for 64 readable bytes \(redirect path\): an older sockmap limitation .*not the regression/);
+  const both = judgeWakeup([obs('redirect', { fionread: 0 }), obs('tcp', { fionread: 0 })], [stress()], 3);
+  t.is(both.verdict, 'regressed');
+  t.regex(both.summary, /^FIONREAD said 0 for 64 readable bytes \(tcp path\)/);
 });
 
 test('doctor names the pods left to istio-init, and skips pod checks with no daemon', async (t) => {
