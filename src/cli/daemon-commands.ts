@@ -7,7 +7,7 @@ import { formatEndpoint, parseEndpoint } from '../policy/net.js';
 import { runDaemon } from '../daemon/run.js';
 import { checkSockmapWakeup } from '../bpf/probes.js';
 import { kernelFeatures as objectFeatures, loadEachObject } from '../bpf/object-probes.js';
-import { featureChecks, hostChecks, objectChecks, refuseUnsupportedKernel, runDoctor, sockmapCheck } from './doctor.js';
+import { canProbeBpf, featureChecks, hostChecks, objectChecks, refuseUnsupportedKernel, runDoctor, sockmapCheck } from './doctor.js';
 import { loadConfig } from './load.js';
 import { podChecks } from './doctor-pods.js';
 import { sourcePodStatus, type SourceFlags } from './status-source.js';
@@ -67,7 +67,8 @@ const kernelFeatures = () => objectFeatures(DEFAULT_OBJECT_DIR);
 
 export async function runRun(flags: RunFlags): Promise<void> {
   // The doctor's own checks, so that a missing hook is named before anything is touched.
-  refuseUnsupportedKernel(featureChecks(kernelFeatures()));
+  // Without the capabilities to probe, the load itself says what is missing (EPERM).
+  if (canProbeBpf()) refuseUnsupportedKernel(featureChecks(kernelFeatures()));
   const daemon = await runDaemon({
     source: flags.source,
     kubernetes: {

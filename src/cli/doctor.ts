@@ -2,7 +2,7 @@
 // Host facts, the BPF features the programs use (libbpf's probes), and the live sockmap
 // regression check that decides whether --accelerate is safe. Only a missing required
 // feature fails (exit 1); what only --accelerate needs is a warning.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { WakeupReport } from '../bpf/probe-facts.js';
 import type { Feature, WakeupOptions } from '../bpf/probes.js';
 import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, runningUpstreamVersion, sockmapRegressionByVersion } from '../bpf/system.js';
@@ -63,9 +63,22 @@ export function hostChecks(bpfObjectDir: string, bpffsDir: string): Check[] {
 export const MIN_TESTED_KERNEL = '6.1';
 
 /** Program types, map types, helpers, context fields and kfuncs, each probed by loading or creating a tiny one. */
-export function featureChecks(features: readonly Feature[], root = process.geteuid?.() === 0): Check[] {
+/**
+ * Whether BPF probes can tell "not supported" from "not allowed": root with CAP_BPF or
+ * CAP_SYS_ADMIN in effect. Without them every probe fails with EPERM, which is no
+ * verdict on the kernel (a DaemonSet that dropped a capability must not hear "upgrade").
+ */
+export function canProbeBpf(status = (() => { try { return readFileSync('/proc/self/status', 'utf8'); } catch { return ''; } })()): boolean {
+  if (process.geteuid?.() !== 0) return false;
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  if (!m) return true;
+  const eff = BigInt(`0x${m[1]}`);
+  return ((eff >> 21n) & 1n) === 1n || ((eff >> 39n) & 1n) === 1n;
+}
+
+export function featureChecks(features: readonly Feature[], root = canProbeBpf()): Check[] {
   // Without privileges every load fails, and libbpf reports that as "not supported".
-  if (!root) return [{ name: 'bpf features', status: 'fail', detail: `${features.length} program types, map types, helpers and kfuncs cannot be probed without root: run sluice doctor as root` }];
+  if (!root) return [{ name: 'bpf features', status: 'fail', detail: `${features.length} program types, map types, helpers and kfuncs cannot be probed without root and CAP_BPF or CAP_SYS_ADMIN: run sluice doctor as root` }];
   return features.map((f) => {
     const name = `${f.kind} ${f.name}`;
     const answer = f.probe();

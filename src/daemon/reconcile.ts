@@ -245,7 +245,8 @@ export class Reconciler {
     if (!prune) {
       const reported = new Set(states.map(keyOf));
       for (const [key, last] of this.applied) {
-        if (!wanted.has(key) && !cookieOwner.has(last.cookie)) {
+        // Only pods missing from this snapshot: one that is here but rejected lost its entry.
+        if (!reported.has(key) && !wanted.has(key) && !cookieOwner.has(last.cookie)) {
           wanted.set(key, last);
           cookieOwner.set(last.cookie, key);
           // Still in force, so still reported: /v1/pods shows what the kernel does.

@@ -217,3 +217,14 @@ test('a pass over its time budget queues the remaining writes, keeps their kerne
   t.deepEqual(dp.listPolicies().sort(), [1n, 2n]);
   t.true(r.ready);
 });
+
+test('without prune, a pod that is in the snapshot but lost its netns still loses its entry', (t) => {
+  const known: Record<string, bigint> = { '/ns/a': 1n };
+  const { dp, r } = setup(known);
+  r.reconcile(records([pod('a', '10.1.0.2', '/ns/a')]));
+  t.deepEqual(dp.listPolicies(), [1n]);
+  delete known['/ns/a']; // the netns vanished; the source is unconfirmed (prune off)
+  const [s] = r.reconcile(records([pod('a', '10.1.0.2', '/ns/a')]), { prune: false });
+  t.is(s!.status, 'rejected');
+  t.deepEqual(dp.listPolicies(), [], 'only pods missing from the snapshot keep their entry without prune');
+});

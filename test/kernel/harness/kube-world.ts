@@ -32,9 +32,9 @@ export function podCgroup(root: string, uid: string, i: number): string {
     : join(root, 'kubepods.slice', 'kubepods-burstable.slice', `kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice`, `cri-containerd-${i}.scope`);
 }
 
-/** Kills every process below `dir` and removes its sub-cgroups, deepest first. */
+/** Kills every process in `dir`'s sub-cgroups (not `dir`'s own) and removes them, deepest first. */
 export async function removeSubCgroups(dir: string): Promise<void> {
-  writeFileSync(join(dir, 'cgroup.kill'), '1');
+  for (const e of readdirSync(dir)) if (statSync(join(dir, e)).isDirectory()) writeFileSync(join(dir, e, 'cgroup.kill'), '1');
   const walk = async (d: string): Promise<void> => {
     for (const e of readdirSync(d)) {
       const p = join(d, e);
