@@ -95,6 +95,21 @@ export async function createBpfSandbox(): Promise<BpfSandbox> {
   };
 }
 
+/** Removes a cgroup and its sub-cgroups (kubepods trees), deepest first, if none holds a process. */
+function removeEmptyCgroupTree(dir: string): boolean {
+  for (const e of readdirSync(dir)) {
+    const sub = join(dir, e);
+    if (statSync(sub).isDirectory() && !removeEmptyCgroupTree(sub)) return false;
+  }
+  if (cgroupProcs(dir).length > 0) return false;
+  try {
+    rmdirSync(dir);
+    return true;
+  } catch {
+    return false; // busy: the next run tries again
+  }
+}
+
 /** Removes sluice-test-<pid>-* cgroups and pins left by dead test processes. */
 export function reapStale(): string[] {
   const reaped: string[] = [];
@@ -104,10 +119,7 @@ export function reapStale(): string[] {
       const m = new RegExp(`^${TEST_PREFIX}(\\d+)-`).exec(name);
       if (!m || Number(m[1]) === process.pid || pidAlive(Number(m[1]))) continue;
       const p = join(mount, name);
-      if (cgroupProcs(p).length === 0 && statSync(p).isDirectory()) {
-        rmdirSync(p);
-        reaped.push(p);
-      }
+      if (statSync(p).isDirectory() && removeEmptyCgroupTree(p)) reaped.push(p);
     }
   }
   return [...reaped, ...reapStalePinDirs(BPFFS_ROOT)];

@@ -61,10 +61,15 @@ export const kubeBackend: CaptureBackend = {
     const pod = k.podObject(0, '/proc/1/ns/net', { annotations: annotationsFor(policy) }) as { spec: { containers: { name: string; env?: object[] }[] } };
     if (policy.dnsCapture) pod.spec.containers.find((c) => c.name === 'istio-proxy')!.env = [{ name: 'ISTIO_META_DNS_CAPTURE', value: 'true' }];
     k.api.upsert('pods', pod as never);
-    const d = await k.daemon(['--config', config]);
-    const state = await waitFor('the pod applied', async () => (await d.json<PodState[]>('/v1/pods')).find((p) => p.status === 'applied'), 20_000);
-    if (comparable(state.policy) !== comparable(policy)) {
-      throw new Error(`the daemon built another policy from the pod:\n  got  ${comparable(state.policy)}\n  want ${comparable(policy)}`);
+    try {
+      const d = await k.daemon(['--config', config]);
+      const state = await waitFor('the pod applied', async () => (await d.json<PodState[]>('/v1/pods')).find((p) => p.status === 'applied'), 20_000);
+      if (comparable(state.policy) !== comparable(policy)) {
+        throw new Error(`the daemon built another policy from the pod:\n  got  ${comparable(state.policy)}\n  want ${comparable(policy)}`);
+      }
+    } catch (e) {
+      await kubeBackend.uninstall(topo, env); // the runner uninstalls only what installed
+      throw e;
     }
   },
   async uninstall(topo) {
