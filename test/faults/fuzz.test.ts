@@ -51,7 +51,8 @@ test.serial(`fuzz: ${DOCUMENTS} generated Pod/Sidecar documents through a runnin
     const goodStates = () => d.json<PodState[]>('/v1/pods').then((s) => s.filter((p) => p.namespace === 'default'));
     const before = await waitFor('both good pods applied', async () => {
       const s = await goodStates();
-      return s.length === 2 && s.every((p) => p.status === 'applied') ? s : undefined;
+      // Settled: applied, and the double-capture check has answered for both.
+      return s.length === 2 && s.every((p) => p.status === 'applied' && p.istioIptables === 'absent') ? s : undefined;
     });
     const captured = async (i: number) => {
       const r = await connect(w.cg, { netnsPath: w.pods[i]!.pod.path, dst: REMOTE, uid: 1000 });
