@@ -13,17 +13,14 @@ import { linkedNetns } from '../../src/bpf/loader.js';
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { netnsCookie } from '../../src/bpf/netns.js';
 import { decodeU64 } from '../../src/bpf/codec.js';
-import { bpfRequirementsMissing, reapStale } from './bpf-fixture.js';
-import { createWorld, killAllDaemons, sourceYaml, startDaemon, waitFor, type World } from './harness/daemon.js';
+import { bpfRequirementsMissing } from './bpf-fixture.js';
+import { createWorld, killAllDaemons, reapStaleWorld, sourceYaml, startDaemon, waitFor, type World } from './harness/daemon.js';
 import { killSpawned, spawnDaemon, type Spawned } from './harness/spawn-daemon.js';
-import { reapStaleNamespaces } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 
 test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
+  if (!missing) await reapStaleWorld();
 });
 
 test.after.always(async () => {

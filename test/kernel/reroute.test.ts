@@ -8,17 +8,16 @@ import { existsSync } from 'node:fs';
 import test from 'ava';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
 import { progPinPath, REROUTE_TC_PREF, RerouteAttachments, TC_REROUTE_PROGRAMS } from '../../src/bpf/tc.js';
-import { bpfRequirementsMissing, createBpffsDir, createCgroup, reapStale } from './bpf-fixture.js';
+import { bpfRequirementsMissing, createBpffsDir, createCgroup } from './bpf-fixture.js';
 import { makePolicy } from './harness/cases.js';
 import { probeConnect, startServer, stopAllServers } from './harness/probe.js';
-import { createTopology, destroyAllTopologies, reapStaleNamespaces, type Topology } from './harness/topology.js';
+import { reapStaleWorld } from './harness/daemon.js';
+import { createTopology, destroyAllTopologies, type Topology } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 
 test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
+  if (!missing) await reapStaleWorld();
 });
 
 test.after.always(async () => {
