@@ -138,7 +138,7 @@ const log = (m: string) => {
 const progress = (m: string) => {
   if (!process.stderr.isTTY) return;
   const s = Math.round((Date.now() - t0) / 1000);
-  process.stderr.write(`\r\x1b[K[${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}] ${m}`.slice(0, (process.stderr.columns ?? 100) + 8));
+  process.stderr.write(`\r\x1b[K[${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}] ${m}`.slice(0, (process.stderr.columns || 100) + 3));
   progressShown = true;
 };
 
