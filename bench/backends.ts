@@ -70,6 +70,10 @@ export interface BenchBackend {
   /** Conntrack entries in the pod netns now; the bench samples it after every round. */
   conntrack(): Promise<number>;
   memory(peakConntrack: number): Promise<MemoryReport>;
+  /** Gives the pod another policy (iptables: re-restored rules; eBPF: applyPolicy); not for none and the spikes. */
+  setPolicy: ((policy: CapturePolicy) => Promise<void>) | null;
+  /** The eBPF backends' data plane and pin dir (growth curves fill its maps, the profile reads its programs). */
+  bpf: { dp: BpfDataPlane; bpffsDir: string } | null;
 }
 
 /**
@@ -168,7 +172,7 @@ function bpfMemoryOf(dp: BpfDataPlane, bpffsDir: string): Promise<BpfMemory> {
 
 export async function setupBackend(name: BackendName, ctx: SetupContext): Promise<BenchBackend> {
   const b = await base(ctx);
-  const common = { name, topo: b.topo, podCgroup: b.podCgroup, serverPid: b.serverPid, streamTarget: streamTarget(ctx.policy, name !== 'none'), counters: null, conntrack: () => conntrackEntries(b.topo) };
+  const common = { name, topo: b.topo, podCgroup: b.podCgroup, serverPid: b.serverPid, streamTarget: streamTarget(ctx.policy, name !== 'none'), counters: null, conntrack: () => conntrackEntries(b.topo), setPolicy: null, bpf: null };
   switch (name) {
     case 'none':
       return { ...common, directions: ['outbound', 'inbound'], target: targets(ctx.policy, false), memory: (peak) => memoryReport(b, peak, null, null) };
@@ -179,6 +183,7 @@ export async function setupBackend(name: BackendName, ctx: SetupContext): Promis
         directions: ['outbound', 'inbound'],
         target: targets(ctx.policy, true),
         memory: async (peak) => memoryReport(b, peak, null, await iptablesRuleCount(b.topo)),
+        setPolicy: (p) => iptablesBackend.install(b.topo, p, {}),
       };
     }
     case 'ebpf':
@@ -193,6 +198,8 @@ export async function setupBackend(name: BackendName, ctx: SetupContext): Promis
         target: targets(ctx.policy, true),
         counters: () => dp.readCounters(),
         memory: async (peak) => memoryReport(b, peak, await bpfMemoryOf(dp, bpffsDir), null),
+        setPolicy: async (p) => dp.applyPolicy(dp.cookieOf(b.topo.pod.path), p),
+        bpf: { dp, bpffsDir },
       };
     }
     case 'sk_lookup': {

@@ -17,6 +17,7 @@
 // Needs root, and builds nothing itself: `npm run bench` runs make first.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { bpfRequirementsMissing, createCgroup, reapStale, type TestCgroup } from '../test/kernel/bpf-fixture.js';
@@ -29,8 +30,16 @@ import { benchBinaryMissing, runLoad, runStream, type CloseMode, type LoadResult
 import type { MemoryReport } from '../bench/memory.js';
 import { accelDelta, addAccel, captureCpuUs, formatMemory, formatStreams, formatTable, pairedRatios, redirectedShare, summarize, summarizeStreams, type AccelDelta, type Results, type StreamResults } from '../bench/report.js';
 import { ADDRESSES } from '../test/kernel/harness/topology.js';
+import { CURVE_NAMES, loadRound, runCurve, type CurveName, type CurvePoint, type RoundOptions } from '../bench/curves.js';
+import { formatFigure } from '../bench/figures.js';
+import { allFigures, formatConcurrent, formatCurves } from '../bench/output.js';
+import { formatProfile, profileRound, type Profile } from '../bench/profile.js';
+import { childArgs, combineRuns, repeatRuns } from '../bench/runs.js';
+import { renderSvg } from '../bench/svg.js';
+import { formatTargets, judgeAll } from '../bench/targets.js';
 
 const { values: args } = parseArgs({
+  allowNegative: true,
   options: {
     rounds: { type: 'string', default: '5' },
     'duration-ms': { type: 'string', default: '2000' },
@@ -39,6 +48,13 @@ const { values: args } = parseArgs({
     cpu: { type: 'string' },
     close: { type: 'string', default: 'rst' },
     json: { type: 'string' },
+    svg: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    runs: { type: 'string', default: '1' },
+    curves: { type: 'string' },
+    'curve-rounds': { type: 'string' },
+    'concurrent-clients': { type: 'string', default: '32' },
+    profile: { type: 'boolean', default: true },
     'spike-inbound': { type: 'boolean', default: false },
     'throughput-ms': { type: 'string', default: '1000' },
     writes: { type: 'string', default: '4096,65536' },
@@ -48,7 +64,7 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log('npm run bench -- [--rounds N] [--duration-ms N] [--warmup-ms N] [--concurrency N] [--cpu N|none] [--close rst|fin] [--json PATH] [--spike-inbound] [--throughput-ms N] [--writes 4096,65536] [--ping-size 64]');
+  console.log('npm run bench -- [--quick] [--runs N] [--svg PATH] [--curves cidrs,pods,conns|none] [--curve-rounds N] [--concurrent-clients 32|0] [--no-profile] [--rounds N] [--duration-ms N] [--warmup-ms N] [--concurrency N] [--cpu N|none] [--close rst|fin] [--json PATH] [--spike-inbound] [--throughput-ms N] [--writes 4096,65536] [--ping-size 64]');
   process.exit(0);
 }
 
@@ -58,9 +74,21 @@ function int(name: string, v: string, min: number): number {
   return n;
 }
 
-const rounds = int('rounds', args.rounds, 1);
-const durationMs = int('duration-ms', args['duration-ms'], 100);
-const warmupMs = int('warmup-ms', args['warmup-ms'], 0);
+// --quick: short rounds and few curve points, under 3 minutes; options given win.
+const quick = args.quick;
+const given = (name: string) => process.argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+const pick = (name: keyof typeof args, quickValue: string) => (quick && !given(name) ? quickValue : (args[name] as string));
+const rounds = int('rounds', pick('rounds', '3'), 1);
+const durationMs = int('duration-ms', pick('duration-ms', '300'), 100);
+const warmupMs = int('warmup-ms', pick('warmup-ms', '100'), 0);
+const runs = int('runs', args.runs, 1);
+const curveRounds = int('curve-rounds', args['curve-rounds'] ?? String(rounds), 1);
+const concurrentClients = int('concurrent-clients', args['concurrent-clients'], 0);
+const curveNames = (args.curves ?? CURVE_NAMES.join(',')).split(',').filter((c) => c && c !== 'none') as CurveName[];
+for (const c of curveNames) if (!CURVE_NAMES.includes(c)) throw new Error(`--curves takes ${CURVE_NAMES.join(',')} or none, got ${c}`);
+const CURVE_POINTS: Record<CurveName, number[]> = quick
+  ? { cidrs: [1, 100, 10000], pods: [1, 16], conns: [0, 200000] }
+  : { cidrs: [1, 10, 100, 1000, 10000], pods: [1, 8, 64, 512], conns: [0, 1000, 10000, 100000, 200000] };
 const concurrency = int('concurrency', args.concurrency, 1);
 // Client and server on one CPU: the rate is then CPU time per connection, and the other
 // core absorbs the machine's other work. The last CPU, unless told otherwise.
@@ -68,7 +96,7 @@ const cpu = args.cpu === 'none' ? null : args.cpu !== undefined ? int('cpu', arg
 if (args.close !== 'rst' && args.close !== 'fin') throw new Error(`--close is rst or fin, got ${args.close}`);
 const close = args.close as CloseMode;
 const spike = args['spike-inbound'];
-const throughputMs = spike ? 0 : int('throughput-ms', args['throughput-ms'], 0);
+const throughputMs = spike ? 0 : int('throughput-ms', pick('throughput-ms', '300'), 0);
 // Write sizes must divide the client's 4 MiB chunk (native/bench.c checks it too).
 const writes = args.writes.split(',').map((w) => int('writes', w, 1));
 const pingSize = int('ping-size', args['ping-size'], 1);
@@ -96,7 +124,37 @@ function requirements(): void {
   if (missing.length) throw new Error(`bench requirements missing:\n${missing.join('\n')}`);
 }
 
-const log = (m: string) => process.stderr.write(`${m}\n`);
+// A live progress line on a terminal (rewritten in place); the round lines scroll above it.
+const t0 = Date.now();
+let progressShown = false;
+const clearProgress = () => {
+  if (progressShown) process.stderr.write('\r\x1b[K');
+  progressShown = false;
+};
+const log = (m: string) => {
+  clearProgress();
+  process.stderr.write(`${m}\n`);
+};
+const progress = (m: string) => {
+  if (!process.stderr.isTTY) return;
+  const s = Math.round((Date.now() - t0) / 1000);
+  process.stderr.write(`\r\x1b[K[${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}] ${m}`.slice(0, (process.stderr.columns || 100) + 3));
+  progressShown = true;
+};
+
+if (runs > 1) {
+  // The whole bench again in separate processes; figures are then medians across runs.
+  const script = fileURLToPath(import.meta.url);
+  const docs = await repeatRuns(script, childArgs(process.argv.slice(2)), runs, log);
+  const figures = combineRuns(docs);
+  const judged = judgeAll(figures);
+  console.log(`\nsluice bench, ${runs} runs: each figure is the median of the runs' medians [lowest..highest run median]`);
+  for (const f of figures) if (!/(^|\.)(errors|mismatches)\./.test(f.id)) console.log(`  ${f.id.padEnd(44)} ${formatFigure(f)}`);
+  console.log(`\n${formatTargets(judged, `interval: lowest to highest of ${runs} run medians`)}`);
+  if (args.json) writeFileSync(args.json, `${JSON.stringify({ runs: docs.length, figures, targets: judged, perRun: docs }, null, 2)}\n`);
+  if (args.svg) writeFileSync(args.svg, await renderSvg(figures, `sluice bench, ${runs} runs, kernel ${release()}`));
+  process.exit(0);
+}
 
 const cleanup = new Cleanup();
 let interrupted = false;
@@ -120,6 +178,9 @@ function titleOf(d: Direction): string {
 }
 
 const results: Results = {};
+const concurrent: Results = {};
+const curves: Partial<Record<CurveName, CurvePoint[]>> = {};
+const profiles: Profile[] = [];
 const streams: StreamResults = {};
 /** Acceleration counters over each direction's rate rounds, per eBPF backend. */
 const rateAccel: Partial<Record<Direction, Partial<Record<BackendName, AccelDelta>>>> = {};
@@ -160,6 +221,7 @@ try {
       const order = these.map((_, i) => these[(i + round) % these.length]!);
       for (const b of order) {
         if (interrupted) break;
+        progress(`round ${round + 1}/${rounds} ${d} ${b.name}`);
         const t = b.target(d);
         const before = b.counters?.();
         const r: LoadResult = await runLoad(t.netns === 'pod' ? b.podCgroup : peerCgroup, {
@@ -185,6 +247,7 @@ try {
     const order = backends.map((_, i) => backends[(i + round) % backends.length]!);
     for (const b of order) {
       if (interrupted) break;
+      progress(`round ${round + 1}/${rounds} stream ${b.name}`);
       const t = b.streamTarget;
       const before = b.counters?.();
       const r = await runStream(b.podCgroup, {
@@ -209,6 +272,44 @@ try {
     }
   }
   if (interrupted) throw new Error('interrupted');
+
+  const main = ['none', 'iptables', 'ebpf'].map((n) => backends.find((b) => b.name === n)).filter((b): b is BenchBackend => b !== undefined);
+  const roundOpts: RoundOptions = { warmupMs, durationMs, close, cpu, concurrency, peerCgroup };
+  // Many clients at once on both CPUs: client unpinned, the stand-in's affinity widened
+  // for the phase (then pinned back); CPU per connection is then the two processes only.
+  if (concurrentClients > 0 && !spike) {
+    const all = `0-${cpus().length - 1}`;
+    const affinity = (pid: number, list: string) => execFileSync(findTool('taskset') ?? 'taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' });
+    for (const b of main) affinity(b.serverPid, all);
+    try {
+      for (let round = 0; round < rounds && !interrupted; round++) {
+        for (const b of main.map((_, i) => main[(i + round) % main.length]!)) {
+          progress(`concurrent round ${round + 1}/${rounds} ${b.name}`);
+          const r = await loadRound(b, 'outbound', { ...roundOpts, cpu: null, concurrency: concurrentClients });
+          ((concurrent.outbound ??= {})[b.name] ??= []).push(r);
+          log(`round ${round + 1}/${rounds} ${concurrentClients} clients ${b.name.padEnd(10)} ${r.rate.toFixed(0).padStart(7)} conn/s  CPU ${r.cpuUsPerConnection.toFixed(1)} µs/conn${r.errors + r.mismatches ? `  errors ${r.errors}, mismatches ${r.mismatches}` : ''}`);
+        }
+      }
+    } finally {
+      if (cpu !== null) for (const b of main) affinity(b.serverPid, String(cpu));
+    }
+  }
+  const ebpfBackend = backends.find((b) => b.name === 'ebpf');
+  if (args.profile && ebpfBackend) {
+    for (const d of directions) {
+      progress(`profile ${d} ebpf (kernel.bpf_stats_enabled=1)`);
+      profiles.push(await profileRound(ebpfBackend, d, cleanup, () => loadRound(ebpfBackend, d, { ...roundOpts, warmupMs: 0 })));
+    }
+  }
+  if (!spike && main.length === 3) {
+    for (const c of curveNames) {
+      if (interrupted) break;
+      curves[c] = await runCurve(c, CURVE_POINTS[c], { backends: main, cleanup, round: roundOpts, rounds: curveRounds, progress });
+      log(`curve ${c} done (${CURVE_POINTS[c].join(', ')})`);
+    }
+  }
+  if (interrupted) throw new Error('interrupted');
+  clearProgress();
 
   for (const b of backends) memory[b.name] = await b.memory(peakConntrack.get(b.name) ?? 0);
 
@@ -235,6 +336,24 @@ try {
     console.log(`${formatStreams(title, streams)}\n`);
   }
   console.log(formatMemory(memory));
+  const figures = allFigures({ results, concurrent, streams, curves, memory, profiles });
+  const judged = judgeAll(figures);
+  console.log('');
+  if (concurrentClients > 0 && concurrent.outbound) console.log(`${formatConcurrent(figures, `outbound, ${concurrentClients} connections in flight from one epoll client, client and stand-in unpinned (both CPUs); median [min..max] over rounds, ratio to iptables per round`)}\n`);
+  for (const p of profiles) console.log(`${formatProfile(p)}\n`);
+  if (Object.keys(curves).length) console.log(formatCurves(figures, curves));
+  console.log(`${formatTargets(judged, `one run, interval: lowest to highest of ${rounds} rounds`)}\n`);
+  for (const f of figures) {
+    // A wrong listener or original destination in any phase means its figures measure something else.
+    if (/(^|\.)mismatches\./.test(f.id) && f.value.median > 0) {
+      exitCode = 1;
+      log(`${f.id}: ${f.value.median} connection(s) reached the wrong listener or saw the wrong original destination`);
+    }
+  }
+  if (args.svg) {
+    writeFileSync(args.svg, await renderSvg(figures, `sluice bench ${started.slice(0, 16)}, kernel ${release()}, ${quick ? '--quick, ' : ''}${rounds} rounds`));
+    log(`wrote ${args.svg}`);
+  }
 
   for (const d of directions) {
     for (const [name, rs] of Object.entries(results[d] ?? {})) {
@@ -287,7 +406,12 @@ try {
       kernel: release(),
       cpus: cpus().length,
       loadAverage: { start: loadBefore, end: loadavg() },
-      options: { rounds, durationMs, warmupMs, concurrency, cpu, close, spikeInbound: spike, throughputMs, writes, pingSize },
+      options: { quick, rounds, durationMs, warmupMs, concurrency, cpu, close, spikeInbound: spike, throughputMs, writes, pingSize, curveRounds, curvePoints: Object.fromEntries(curveNames.map((c) => [c, CURVE_POINTS[c]])), concurrentClients },
+      figures,
+      targets: judged,
+      profiles,
+      concurrent,
+      curves,
       sockmapCheck: sockmap && { verdict: sockmap.verdict, summary: sockmap.summary, accelerationForced: sockmap.verdict !== 'ok' },
       summaries,
       ratiosVsIptables: ratios,

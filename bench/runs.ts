@@ -1,0 +1,58 @@
+// `--runs N`: the whole bench N times, each a child process writing its own JSON, then
+// each figure's median across the runs' medians with their spread (lowest to highest run
+// median), and every target judged on that interval.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spread, type Figure } from './figures.js';
+import { judgeAll, type Judged } from './targets.js';
+
+export interface RunDoc {
+  figures: Figure[];
+  targets: Judged[];
+}
+
+/** Across runs: value and ratio are the spread of the runs' medians. */
+export function combineRuns(docs: RunDoc[]): Figure[] {
+  const ids = [...new Set(docs.flatMap((d) => d.figures.map((f) => f.id)))];
+  return ids.map((id) => {
+    const fs = docs.flatMap((d) => d.figures.filter((f) => f.id === id));
+    const ratios = fs.flatMap((f) => (f.vsIptables ? [f.vsIptables.median] : []));
+    return { id, unit: fs[0]!.unit, value: spread(fs.map((f) => f.value.median)), vsIptables: ratios.length ? spread(ratios) : null };
+  });
+}
+
+/** Runs this script `n` times with `args` (less --runs, --json, --svg); returns each run's document. */
+export async function repeatRuns(script: string, args: string[], n: number, log: (m: string) => void): Promise<RunDoc[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-runs-'));
+  const docs: RunDoc[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const json = join(dir, `run${i}.json`);
+      log(`run ${i + 1}/${n}`);
+      const code = await new Promise<number>((resolve) => {
+        const child = spawn(process.execPath, [...process.execArgv, script, ...args, '--json', json], { stdio: ['ignore', 'inherit', 'inherit'] });
+        child.once('exit', (c) => resolve(c ?? 1));
+      });
+      if (code !== 0) throw new Error(`run ${i + 1} exited ${code}`);
+      docs.push(JSON.parse(readFileSync(json, 'utf8')) as RunDoc);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return docs;
+}
+
+/** Drops --runs, --json and --svg (and their values) from an argv. */
+export function childArgs(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (['--runs', '--json', '--svg'].includes(a)) i++;
+    else if (!/^--(runs|json|svg)=/.test(a)) out.push(a);
+  }
+  return out;
+}
+
+export { judgeAll };
