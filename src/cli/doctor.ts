@@ -130,6 +130,9 @@ export function sockmapCheck(run: (opts: WakeupOptions) => Promise<WakeupReport>
         detail: `regressed: ${r.summary}. Sockets in a sockmap can stall epoll clients (libuv, Go) and FIONREAD readers (nginx, Java); sluice run --accelerate is refused (--accelerate-force overrides)`,
       };
     }
+    if (r.verdict === 'limited') {
+      return { name: SOCKMAP_CHECK, status: 'warn', detail: `limited: ${r.summary}. FIONREAD readers (nginx, Java NIO) would read 0 on accelerated sockets; sluice run --accelerate is refused (--accelerate-force overrides)` };
+    }
     return { name: SOCKMAP_CHECK, status: 'warn', detail: `${r.verdict}; sluice run --accelerate is refused until this check says ok (--accelerate-force overrides)` };
   };
 }
