@@ -61,7 +61,7 @@ test('the live check allows --accelerate only when it says ok', async (t) => {
   t.is(await accelerate(run('ok')), 'allowed');
   t.is(await accelerate(run('regressed')), 'refused');
   t.is(await accelerate(run('limited')), 'refused', 'the older FIONREAD limitation refuses too (fail-safe)');
-  t.regex((await run('limited')()).detail as string, /^limited: s\. FIONREAD readers \(nginx, Java NIO\) would read 0/);
+  t.regex(((await run('limited')()) as Check).detail, /^limited: s\. FIONREAD readers \(nginx, Java NIO\) would read 0/);
   t.is(await accelerate(run('unknown: root is needed')), 'refused');
 });
 
