@@ -1,7 +1,7 @@
 // Which kernels sluice runs on, as the user meets it: on a kernel with every hook the
 // objects need, doctor says so and every object loads; on one without (5.10: no
 // bpf_get_netns_cookie in sock_ops and cgroup_sockopt, no ctx->ingress_ifindex in
-// sk_lookup), `sluice run` refuses with exit 2 naming each missing hook and the first
+// sk_lookup), `sluice run` and `sluice demo` refuse with exit 2 naming each missing hook and the first
 // kernel that has it, before it touches anything, and doctor names the same ones.
 // scripts/test-vm runs this file on the Debian kernels of the matrix.
 import test from 'ava';
@@ -56,6 +56,12 @@ test.serial('doctor says can run where every hook is there; elsewhere sluice run
   }
   t.notRegex(run.stderr, /verifier|bpf_object__load/, 'a refusal, not a verifier dump');
   t.false(existsSync(bpffs), 'nothing was created');
+  // The demo refuses the same way, before it makes its pods.
+  const demo = await sluice(['demo']);
+  t.is(demo.code, 2, demo.stderr);
+  t.regex(demo.stderr, /this kernel cannot run sluice; nothing was changed/);
+  for (const c of missing) t.true(demo.stderr.includes(`${c.name}: ${c.detail}`), `demo names ${c.name}`);
+  t.notRegex(demo.stdout, /two pods/, 'no pod was made');
   t.is(doctor.code, 1);
   t.false(report.ok);
 });
