@@ -133,6 +133,11 @@ test('the sockmap check by version reads the upstream version: Debian keeps it i
   t.is(upstreamKernelVersion('6.18.44-fc-v1045', 'Linux version 6.18.44-fc-v1045 (root@build) #1 SMP'), '6.18.44');
   t.is(sockmapRegressionByVersion('6.12.74'), false);
   t.is(sockmapRegressionByVersion('6.12.95'), true);
+  t.is(sockmapRegressionByVersion('6.12.75'), true, 'the first release with 929e30f93125');
+  t.is(sockmapRegressionByVersion('6.12.113'), true, 'the last release without 04af4efde58a');
+  t.is(sockmapRegressionByVersion('6.12.114'), false, 'the fix came in 6.12.114');
+  t.is(sockmapRegressionByVersion('6.12.117'), false);
+  t.is(sockmapRegressionByVersion('6.18.44'), true, 'no fixed 6.18 release is known');
   t.is(sockmapRegressionByVersion('6.1.192'), null, 'no 6.1 release is known to carry it');
 });
 
