@@ -14,10 +14,10 @@ import { kernelFeatures, loadEachObject } from '../../src/bpf/object-probes.js';
 import { featureChecks } from '../../src/cli/doctor.js';
 import { removePinDir } from '../../src/lab/pins.js';
 import { BPFFS_ROOT } from './bpf-fixture.js';
-import { REPO_ROOT } from './harness/requirements.js';
+import { REPO_ROOT, scaled } from './harness/requirements.js';
 
 const sluice = (args: string[]) =>
-  promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO_ROOT, timeout: 240_000 }).then(
+  promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO_ROOT, timeout: scaled(240_000) }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
   );
