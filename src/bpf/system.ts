@@ -88,15 +88,20 @@ export function parseKernelVersion(release: string): [number, number, number] | 
 }
 
 /**
- * Stable series that carry the sockmap epoll wake-up regression (architecture page):
- * 6.6.128+, 6.12.75+, 6.18.14+. Only a version hint: `sluice doctor` also tests it live.
+ * Stable series that carry the sockmap regression (upstream 929e30f93125, "bpf, sockmap:
+ * Fix FIONREAD for sockmap"), and the first release with its fix (04af4efde58a, "bpf,
+ * sockmap: Account for receive queue in FIONREAD without a verdict program"), from the
+ * Debian changelogs: 6.12.75 brought it, 6.12.114 the fix (Debian 6.12.115 the first
+ * package). No fixed 6.6 or 6.18 release is known yet. Only a version hint: `sluice
+ * doctor` also tests it live.
  */
-const SOCKMAP_REGRESSION_SINCE: Record<string, number> = { '6.6': 128, '6.12': 75, '6.18': 14 };
+export const SOCKMAP_REGRESSION: Record<string, { since: number; fixed?: number }> = { '6.6': { since: 128 }, '6.12': { since: 75, fixed: 114 }, '6.18': { since: 14 } };
 
 /** `version` is the upstream one (upstreamKernelVersion), not a distribution's release string. */
 export function sockmapRegressionByVersion(version: string): boolean | null {
   const v = parseKernelVersion(version);
   if (!v) return null;
-  const since = SOCKMAP_REGRESSION_SINCE[`${v[0]}.${v[1]}`];
-  return since === undefined ? null : v[2] >= since;
+  const series = SOCKMAP_REGRESSION[`${v[0]}.${v[1]}`];
+  if (series === undefined) return null;
+  return v[2] >= series.since && (series.fixed === undefined || v[2] < series.fixed);
 }

@@ -65,10 +65,17 @@ function resyncFlag(value: string): number {
 /** What the objects need from this kernel: the fixed list plus the kfuncs they declare. */
 const kernelFeatures = () => objectFeatures(DEFAULT_OBJECT_DIR);
 
-export async function runRun(flags: RunFlags): Promise<void> {
-  // The doctor's own checks, so that a missing hook is named before anything is touched.
-  // Without the capabilities to probe, the load itself says what is missing (EPERM).
+/**
+ * `sluice run` and `sluice demo` on a kernel without a hook they need: the doctor's own
+ * checks, so the hook is named before anything is touched. Without the capabilities to
+ * probe, the load itself says what is missing (EPERM).
+ */
+export function refuseKernelWithoutHooks(): void {
   if (canProbeBpf()) refuseUnsupportedKernel(featureChecks(kernelFeatures()));
+}
+
+export async function runRun(flags: RunFlags): Promise<void> {
+  refuseKernelWithoutHooks();
   const daemon = await runDaemon({
     source: flags.source,
     kubernetes: {

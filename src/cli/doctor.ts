@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { WakeupReport } from '../bpf/probe-facts.js';
 import type { Feature, WakeupOptions } from '../bpf/probes.js';
-import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, runningUpstreamVersion, sockmapRegressionByVersion } from '../bpf/system.js';
+import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, parseKernelVersion, runningUpstreamVersion, SOCKMAP_REGRESSION, sockmapRegressionByVersion } from '../bpf/system.js';
 import type { ObjectLoad } from '../bpf/object-probes.js';
 import { SluiceError } from '../errors.js';
 
@@ -46,15 +46,20 @@ export function hostChecks(bpfObjectDir: string, bpffsDir: string): Check[] {
   checks.push(objects.length > 0 ? { name: 'bpf-objects', status: 'ok', detail: `${objects.length} objects in ${bpfObjectDir}` } : { name: 'bpf-objects', status: 'fail', detail: `no BPF objects in ${bpfObjectDir}; run npm run build` });
 
   const regressed = sockmapRegressionByVersion(upstream);
+  const v = parseKernelVersion(upstream);
+  const fixed = v ? SOCKMAP_REGRESSION[`${v[0]}.${v[1]}`]?.fixed : undefined;
+  const ranges = 'upstream 929e30f93125 in 6.6.128+, 6.12.75 to 6.12.113, 6.18.14+ and mainline 6.19+; fixed by 04af4efde58a in 6.12.114';
   checks.push({
     name: 'sockmap-wakeup (by version)',
     status: regressed === false ? 'ok' : 'warn',
     detail:
       regressed === true
-        ? `${kernel} is in a series that carries the sockmap epoll wake-up regression (6.6.128+, 6.12.75+, 6.18.14+); keep --accelerate off unless the live check passes`
+        ? `${kernel} is in a range that carries the sockmap regression (${ranges}); keep --accelerate off unless the live check passes`
         : regressed === false
-          ? `${kernel} predates the regression in its series`
-          : `${kernel} is not a series the regression is known for; rely on the live check`,
+          ? fixed !== undefined && v && v[2] >= fixed
+            ? `${kernel} has the regression's fix (04af4efde58a, in 6.12.${fixed})`
+            : `${kernel} predates the regression in its series`
+          : `${kernel} is not a series the regression is known for (${ranges}); rely on the live check`,
   });
   return checks;
 }
@@ -129,6 +134,9 @@ export function sockmapCheck(run: (opts: WakeupOptions) => Promise<WakeupReport>
         status: 'warn',
         detail: `regressed: ${r.summary}. Sockets in a sockmap can stall epoll clients (libuv, Go) and FIONREAD readers (nginx, Java); sluice run --accelerate is refused (--accelerate-force overrides)`,
       };
+    }
+    if (r.verdict === 'limited') {
+      return { name: SOCKMAP_CHECK, status: 'warn', detail: `limited: ${r.summary}. FIONREAD readers (nginx, Java NIO) would read 0 on accelerated sockets; sluice run --accelerate is refused (--accelerate-force overrides)` };
     }
     return { name: SOCKMAP_CHECK, status: 'warn', detail: `${r.verdict}; sluice run --accelerate is refused until this check says ok (--accelerate-force overrides)` };
   };

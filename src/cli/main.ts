@@ -142,6 +142,8 @@ program
   .description('two pods with HAProxy sidecars (uid 1337) captured by a live daemon: real traffic, the path each request took, then cleanup')
   .option('--json', 'print one JSON report')
   .action(async (opts: { json?: boolean }) => {
+    // The same refusal as sluice run, before the demo builds its pods.
+    (await kernel()).refuseKernelWithoutHooks();
     const { runDemo } = await import('../demo/demo.js');
     const report = await runDemo(opts);
     if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

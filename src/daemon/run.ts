@@ -77,7 +77,12 @@ export async function decideAcceleration(opts: DaemonOptions, log: pino.Logger):
   const report = await check(opts.objectDir ? { objectDir: opts.objectDir } : {});
   log.info({ reason: 'sockmap_check', verdict: report.verdict, summary: report.summary, stress: report.stress }, 'sockmap regression check');
   if (report.verdict === 'ok') return true;
-  const problem = report.verdict === 'regressed' ? `this kernel (${kernelRelease()}) has the sockmap regression: ${report.summary}` : `the sockmap regression check could not decide (${report.verdict.slice('unknown: '.length)})`;
+  const problem =
+    report.verdict === 'regressed'
+      ? `this kernel (${kernelRelease()}) has the sockmap regression: ${report.summary}`
+      : report.verdict === 'limited'
+        ? `this kernel (${kernelRelease()}) has the older sockmap FIONREAD limitation: ${report.summary}`
+        : `the sockmap regression check could not decide (${report.verdict.slice('unknown: '.length)})`;
   if (opts.accelerateForce) {
     log.warn({ reason: 'accelerate_forced', verdict: report.verdict }, `--accelerate-force: sk_msg acceleration is ON although ${problem}; epoll clients may stall and FIONREAD may read 0`);
     return true;

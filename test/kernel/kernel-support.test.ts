@@ -1,7 +1,7 @@
 // Which kernels sluice runs on, as the user meets it: on a kernel with every hook the
 // objects need, doctor says so and every object loads; on one without (5.10: no
 // bpf_get_netns_cookie in sock_ops and cgroup_sockopt, no ctx->ingress_ifindex in
-// sk_lookup), `sluice run` refuses with exit 2 naming each missing hook and the first
+// sk_lookup), `sluice run` and `sluice demo` refuse with exit 2 naming each missing hook and the first
 // kernel that has it, before it touches anything, and doctor names the same ones.
 // scripts/test-vm runs this file on the Debian kernels of the matrix.
 import test from 'ava';
@@ -14,10 +14,10 @@ import { kernelFeatures, loadEachObject } from '../../src/bpf/object-probes.js';
 import { featureChecks } from '../../src/cli/doctor.js';
 import { removePinDir } from '../../src/lab/pins.js';
 import { BPFFS_ROOT } from './bpf-fixture.js';
-import { REPO_ROOT } from './harness/requirements.js';
+import { REPO_ROOT, scaled } from './harness/requirements.js';
 
 const sluice = (args: string[]) =>
-  promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO_ROOT, timeout: 240_000 }).then(
+  promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: REPO_ROOT, timeout: scaled(240_000) }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
   );
@@ -56,6 +56,12 @@ test.serial('doctor says can run where every hook is there; elsewhere sluice run
   }
   t.notRegex(run.stderr, /verifier|bpf_object__load/, 'a refusal, not a verifier dump');
   t.false(existsSync(bpffs), 'nothing was created');
+  // The demo refuses the same way, before it makes its pods.
+  const demo = await sluice(['demo']);
+  t.is(demo.code, 2, demo.stderr);
+  t.regex(demo.stderr, /this kernel cannot run sluice; nothing was changed/);
+  for (const c of missing) t.true(demo.stderr.includes(`${c.name}: ${c.detail}`), `demo names ${c.name}`);
+  t.notRegex(demo.stdout, /two pods/, 'no pod was made');
   t.is(doctor.code, 1);
   t.false(report.ok);
 });

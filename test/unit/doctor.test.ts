@@ -60,6 +60,8 @@ test('the live check allows --accelerate only when it says ok', async (t) => {
   const accelerate = async (p: Probe) => (JSON.parse((await doctor([p], true)).text) as DoctorReport).accelerate;
   t.is(await accelerate(run('ok')), 'allowed');
   t.is(await accelerate(run('regressed')), 'refused');
+  t.is(await accelerate(run('limited')), 'refused', 'the older FIONREAD limitation refuses too (fail-safe)');
+  t.regex(((await run('limited')()) as Check).detail, /^limited: s\. FIONREAD readers \(nginx, Java NIO\) would read 0/);
   t.is(await accelerate(run('unknown: root is needed')), 'refused');
 });
 
@@ -89,7 +91,7 @@ test('sockmap verdict: ok only when every waiter woke and FIONREAD counted every
   t.is(judgeWakeup([obs('redirect'), obs('tcp')], [stress()], 3).verdict, 'ok');
   const fionread = judgeWakeup([obs('redirect'), obs('tcp', { fionread: 0 })], [stress()], 3);
   t.is(fionread.verdict, 'regressed');
-  t.regex(fionread.summary, /FIONREAD said 0 for 64 readable bytes \(tcp path\); no wake-up was lost/);
+  t.regex(fionread.summary, /FIONREAD said 0 for 64 readable bytes \(tcp path\): the regression of upstream 929e30f93125, fixed by 04af4efde58a; no wake-up was lost/);
   t.is(judgeWakeup([obs('redirect'), obs('tcp', { woke: false, waitedMs: 1000 })], [stress()], 3).verdict, 'regressed');
   t.regex(judgeWakeup([obs('redirect')], [stress({ stalls: 2 })], 3).summary, /2 lost wake-up\(s\) in 400 tcp ping-pong rounds/);
 });
@@ -131,6 +133,11 @@ test('the sockmap check by version reads the upstream version: Debian keeps it i
   t.is(upstreamKernelVersion('6.18.44-fc-v1045', 'Linux version 6.18.44-fc-v1045 (root@build) #1 SMP'), '6.18.44');
   t.is(sockmapRegressionByVersion('6.12.74'), false);
   t.is(sockmapRegressionByVersion('6.12.95'), true);
+  t.is(sockmapRegressionByVersion('6.12.75'), true, 'the first release with 929e30f93125');
+  t.is(sockmapRegressionByVersion('6.12.113'), true, 'the last release without 04af4efde58a');
+  t.is(sockmapRegressionByVersion('6.12.114'), false, 'the fix came in 6.12.114');
+  t.is(sockmapRegressionByVersion('6.12.117'), false);
+  t.is(sockmapRegressionByVersion('6.18.44'), true, 'no fixed 6.18 release is known');
   t.is(sockmapRegressionByVersion('6.1.192'), null, 'no 6.1 release is known to carry it');
 });
 
@@ -161,13 +168,17 @@ test('an object that does not load is a failed check without the pointer to a ve
   t.is(bad!.detail, 'does not load into this kernel: bpf_object__load(connect (doctor)) failed: EINVAL');
 });
 
-test('sockmap verdict: FIONREAD short only for redirected bytes is the older limitation, not the regression', (t) => {
-  const older = judgeWakeup([obs('redirect', { fionread: 0 }), obs('tcp')], [stress()], 3);
-  t.is(older.verdict, 'ok');
-  t.regex(older.summary, /FIONREAD said 0 for 64 readable bytes \(redirect path\): an older sockmap limitation .*not the regression/);
+test('sockmap verdict: FIONREAD short only for redirected bytes is the older limitation, not the regression, and refuses too', (t) => {
+  const older = judgeWakeup([obs('redirect', { fionread: 0 }), obs('redirect', { waiter: 'poll', fionread: 0 }), obs('tcp')], [stress()], 3);
+  t.is(older.verdict, 'limited');
+  t.regex(older.summary, /^every waiter was woken .*FIONREAD said 0 for 64 readable bytes \(redirect path\): an older sockmap limitation, not the regression: .*upstream 929e30f93125 added the redirected bytes/);
+  t.notRegex(older.summary, /04af4efde58a/, 'the regression fix is not what such a kernel lacks');
   const both = judgeWakeup([obs('redirect', { fionread: 0 }), obs('tcp', { fionread: 0 })], [stress()], 3);
   t.is(both.verdict, 'regressed');
-  t.regex(both.summary, /^FIONREAD said 0 for 64 readable bytes \(tcp path\)/);
+  t.regex(both.summary, /^FIONREAD said 0 for 64 readable bytes \(tcp path\): the regression/);
+  const lostToo = judgeWakeup([obs('redirect', { fionread: 0 }), obs('tcp', { woke: false })], [stress()], 3);
+  t.is(lostToo.verdict, 'regressed', 'a lost wake-up is the regression, whatever FIONREAD said');
+  t.is(judgeWakeup([obs('redirect', { fionread: 64 }), obs('tcp')], [stress()], 3).verdict, 'ok');
 });
 
 test('doctor names the pods left to istio-init, and skips pod checks with no daemon', async (t) => {

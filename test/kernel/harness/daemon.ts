@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createBpffsDir, createCgroup, startServer, TEST_PREFIX, type TestCgroup, type TestServer } from '../bpf-fixture.js';
 import { exec, tryExec } from './exec.js';
-import { findTool, REPO_ROOT, tool } from './requirements.js';
+import { findTool, REPO_ROOT, scaled, tool } from './requirements.js';
 import { createTopology, deleteNetns, NETNS_PREFIX, pidAlive, type Topology } from './topology.js';
 
 export const CLI = join(REPO_ROOT, 'src', 'cli', 'main.ts');
@@ -30,7 +30,7 @@ export interface RunResult {
 
 /** `sluice ARGS` through tsx, as an operator runs it; never rejects. */
 export function sluice(args: string[], timeoutMs = 30_000): Promise<RunResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], timeout: scaled(timeoutMs) });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -135,14 +135,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     },
     async stop() {
       if (!gone()) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const timer = setTimeout(() => child.kill('SIGKILL'), scaled(5000));
       await exited;
       clearTimeout(timer);
       daemons.delete(d);
     },
   };
   daemons.add(d);
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + scaled(30_000);
   for (;;) {
     if (gone()) throw new Error(`sluice run exited (${await exited}) before /healthz answered:\n${out}`);
     try {
@@ -152,7 +152,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     }
     if (Date.now() > deadline) {
       await d.kill9();
-      throw new Error(`sluice run: /healthz did not answer within 30s:\n${out}`);
+      throw new Error(`sluice run: /healthz did not answer within ${scaled(30)}s:\n${out}`);
     }
     await sleep(50);
   }
@@ -165,7 +165,7 @@ export async function killAllDaemons(): Promise<void> {
 
 /** Polls `check` every `everyMs` until it returns a value that is not undefined. */
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 5000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   let last: unknown;
   for (;;) {
     try {
@@ -174,7 +174,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${scaled(timeoutMs)} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await sleep(everyMs);
   }
 }

@@ -8,6 +8,12 @@ export { findTool, tool } from '../../../src/lab/tools.js';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/**
+ * How much slower than this host the machine is: scripts/test-vm sets SLUICE_TEST_SLOW in
+ * its TCG guests. Waits scale by it; what a test asserts does not.
+ */
+export const SLOW = Math.max(1, Number(process.env.SLUICE_TEST_SLOW) || 1);
+export const scaled = (ms: number): number => ms * SLOW;
 export const PROBE_PATH = join(REPO_ROOT, 'native', 'build', 'sluice-probe');
 
 export interface RequirementOptions {
