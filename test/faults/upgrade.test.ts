@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { COUNTER, decodePodPolicy, decodeU64, encodeU32, LAYOUTS } from '../../src/bpf/codec.js';
 import { SluiceMaps } from '../../src/bpf/maps.js';
+import { recoverMigration } from '../../src/bpf/migrate.js';
 import { netnsCookie } from '../../src/bpf/netns.js';
 import { bpfRequirementsMissing, reapStale, spawnInCgroup } from '../kernel/bpf-fixture.js';
 import { createWorld, killAllDaemons, reapStaleWorkDirs, sourceYaml, startDaemon, waitFor, type World } from '../kernel/harness/daemon.js';
@@ -176,5 +177,31 @@ test.serial(`upgrade to a build with other maps under ${LOAD_SECONDS} s of load:
     await killAllDaemons();
     await w.destroy();
     rmSync(variant, { recursive: true, force: true });
+  }
+});
+
+// A kill -9 mid-migration leaves <bpffs>/migrate/: the next start (under the pin lock)
+// drops it when the commit mark is missing (the old maps are still pinned and served), and
+// completes it when the mark is there (every link already runs the new maps).
+test.serial('an interrupted migration is rolled back before its commit mark and forward after it', (t) => {
+  const root = `/sys/fs/bpf/sluice-test-${process.pid}-migrate`;
+  const map = (path: string) => {
+    execFileSync('bpftool', ['map', 'create', path, 'type', 'array', 'key', '4', 'value', '8', 'entries', '2', 'name', 'sluice_t']);
+    return pinnedId(path);
+  };
+  try {
+    for (const committed of [false, true]) {
+      execFileSync('mkdir', ['-p', join(root, 'maps'), join(root, 'migrate')]);
+      const oldId = map(join(root, 'maps', 'sluice_counters'));
+      const newId = map(join(root, 'migrate', 'sluice_counters'));
+      if (committed) execFileSync('bpftool', ['map', 'pin', 'id', String(newId), join(root, 'migrate', 'committed')]);
+      t.is(recoverMigration(root, join(root, 'maps')), committed ? 'rolled-forward' : 'rolled-back');
+      t.is(pinnedId(join(root, 'maps', 'sluice_counters')), committed ? newId : oldId);
+      t.false(existsSync(join(root, 'migrate')));
+      t.is(recoverMigration(root, join(root, 'maps')), 'none');
+      rmSync(join(root, 'maps'), { recursive: true });
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
