@@ -105,7 +105,7 @@ export class Metrics {
 
   constructor(dataPlane: () => DataPlane | null) {
     // The process's own health (RSS, open fds, event-loop delay): what the soak test watches.
-    collectDefaultMetrics({ register: this.registry });
+    collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
     // Kernel-side series are per-CPU counters summed at scrape time, so they are never
     // stale; they only grow (until sluice uninstall), so they are counters.
     const events = new Counter({

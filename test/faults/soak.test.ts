@@ -126,7 +126,7 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
           t: (Date.now() - start) / 60_000,
           rss: rssMiB(pid),
           fds: readdirSync(`/proc/${pid}/fd`).length,
-          loop: metric(m, 'nodejs_eventloop_lag_p99_seconds') * 1000,
+          loop: metric(m, 'sluice_nodejs_eventloop_lag_p99_seconds') * 1000,
           conns: maps.count('sluice_conns'),
           policy: POLICY_MAPS.reduce((n, name) => n + maps.count(name), 0),
         });
