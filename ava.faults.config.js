@@ -6,4 +6,5 @@ export default {
   timeout: '15m', // the soak test runs 10 min on its own (test/faults/soak.test.ts)
   workerThreads: false,
   serial: true,
+  concurrency: 1, // one load test at a time: the soak's slopes and the rates must not share the CPU
 };
