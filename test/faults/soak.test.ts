@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { stringify } from 'yaml';
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { bpfRequirementsMissing, reapStale } from '../kernel/bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, podObject, reapStaleWorkDirs, startDaemon, waitFor } from '../kernel/harness/daemon.js';
+import { createWorld, killAllDaemons, metric, parseMetrics, podObject, reapStaleWorkDirs, startDaemon, waitFor } from '../kernel/harness/daemon.js';
 import { reapStaleNamespaces } from '../kernel/harness/topology.js';
 import { runClient } from './load-client.js';
 
@@ -120,13 +120,24 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
       }
     })();
 
+    const scrapeErrors: string[] = [];
+    let slowest = 0;
     const samples: { t: number; rss: number; fds: number; loop: number; conns: number; policy: number }[] = [];
     const maps = SluiceMaps.open(w.bpffs);
     try {
       while (Date.now() < until) {
         await sleep(SAMPLE_MS);
         if (!d.alive()) break;
-        const m = await d.metrics();
+        // A slow answer is a sample too (the delay is what is measured); only a failure is not.
+        const at = Date.now();
+        const m = await fetch(`http://127.0.0.1:${d.port}/metrics`, { signal: AbortSignal.timeout(30_000) })
+          .then(async (r) => parseMetrics(await r.text()))
+          .catch((e: Error) => {
+            scrapeErrors.push(e.message);
+            return null;
+          });
+        slowest = Math.max(slowest, Date.now() - at);
+        if (!m) continue;
         samples.push({
           t: (Date.now() - start) / 60_000,
           rss: rssMiB(pid),
@@ -152,6 +163,8 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
     };
     const last = samples.at(-1)!;
     t.log(`${SECONDS} s, ${samples.length} samples, ${gen} policy edits, ${answered} lookups; replies: ${JSON.stringify(results)}`);
+    t.log(`slowest /metrics answer ${slowest} ms; scrape errors: ${scrapeErrors.length}`);
+    t.deepEqual(scrapeErrors, [], 'every /metrics scrape answered within 30 s');
     t.log(`last sample: rss ${last.rss.toFixed(1)} MiB, ${last.fds} fds, loop p99 ${last.loop.toFixed(2)} ms, ${last.conns} records, ${last.policy} policy entries`);
     t.log(`slopes per minute over the second half: ${Object.entries(slopes).map(([k, v]) => `${k} ${v.toFixed(3)} (bound ${BOUNDS[k as keyof typeof BOUNDS]})`).join(', ')}`);
     for (const [k, v] of Object.entries(slopes)) t.true(Math.abs(v) <= BOUNDS[k as keyof typeof BOUNDS], `${k}: slope ${v.toFixed(3)}/min`);
