@@ -101,6 +101,9 @@ enum sluice_counter {
 	SLUICE_COUNTER_CONN_QUOTA_EXCEEDED,    /* established past the quota (a race): not recorded */
 	SLUICE_COUNTER_ORIG_DST_UNRECORDED,    /* SO_ORIGINAL_DST of a redirected connection with no record: failed, as without conntrack */
 	SLUICE_COUNTER_CONNECT_PENDING,        /* connect refused (EPERM): the netns is pending, its policy not written yet */
+#ifdef SLUICE_UPGRADE_VARIANT
+	SLUICE_COUNTER_UPGRADE_VARIANT, /* the upgrade test's variant build: one counter more */
+#endif
 	SLUICE_COUNTER_MAX,
 };
 
@@ -138,6 +141,9 @@ struct sluice_pod_policy {
 	__u32 gids[SLUICE_MAX_PROXY_IDS];
 	__be32 ip4[SLUICE_MAX_POD_IPS];
 	__be32 ip6[SLUICE_MAX_POD_IPS][SLUICE_ADDR_WORDS];
+#ifdef SLUICE_UPGRADE_VARIANT
+	__u64 upgrade_variant_tail; /* the upgrade test's variant build: a grown value */
+#endif
 };
 
 /* Port sets, map sluice_ports: key present = member (value 1). */

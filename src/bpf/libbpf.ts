@@ -221,8 +221,13 @@ export function pinAndRelease(link: BpfLink, path: string): void {
     c.link_destroy(link); // not pinned: destroying detaches it, which is what we want
     throw err;
   }
+  // A disconnected link is freed without closing its fd (libbpf closes it only in the
+  // detach it skips): close it here, or every attach leaks one (the soak test found it).
+  // The pin keeps the link attached.
+  const fd = c.link_fd(link) as number;
   c.link_disconnect(link);
   c.link_destroy(link);
+  if (fd >= 0) c.libc_close(fd);
 }
 
 export function linkUpdate(linkFd: number, progFd: number, what: string): void {

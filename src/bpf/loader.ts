@@ -15,6 +15,7 @@ import { encodeSkLookupConfig } from './codec.js';
 import { applyFallbacks } from './fallbacks.js';
 import * as bpf from './libbpf.js';
 import { ATTACH_TYPES } from './probe-facts.js';
+import { builtShapes, Migration, recoverMigration } from './migrate.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
 import { unpinRerouteInstances } from './tc-pins.js';
 
@@ -127,6 +128,8 @@ export interface Pins {
   maps: string;
   links: string;
   netnsLinks: string;
+  /** Maps an upgrade is migrating (migrate.ts): their new build's pin, until the commit. */
+  staged?: Map<string, string>;
 }
 
 export function pinLayout(bpffsDir: string = DEFAULT_BPFFS_DIR): Pins {
@@ -234,7 +237,7 @@ export function openShared(objectDir: string, object: string, pins: Pins, cap: C
         if (rodata && name.endsWith('.rodata')) bpf.setMapInitialValue(m, rodata);
         continue;
       }
-      const pinPath = join(pins.maps, name);
+      const pinPath = pins.staged?.get(name) ?? join(pins.maps, name);
       const shape = pinnedShape(pinPath);
       const pinned = shape?.maxEntries ?? null;
       const wanted = capacityOf(name as MapName, cap);
@@ -352,6 +355,12 @@ export function install(opts: InstallOptions): InstallReport {
     }
   }
 
+  // Maps of another layout move to this build's in place (migrate.ts), under the pin lock.
+  const recovered = recoverMigration(pins.root, pins.maps);
+  if (recovered !== 'none') log(`an interrupted map migration was ${recovered}`);
+  const objectNames = [...new Set([...CGROUP_PROGRAMS.map((p) => p.object), SK_MSG_OBJECT, TC_REROUTE_OBJECT, SK_LOOKUP_OBJECT])];
+  const migration = Migration.stage(pins.root, pins.maps, builtShapes(objectNames.map((o) => objectPath(objectDir, o)), (n) => capacityOf(n as MapName, cap) !== null));
+  if (migration) pins.staged = migration.staged;
   const report: InstallReport = { attached: [], updated: [], adoptedMaps: MAP_NAMES.filter((m) => existsSync(join(pins.maps, m))) };
   const warned = new Set<string>();
   const objects = new Map<string, bpf.BpfObject>();
@@ -368,6 +377,7 @@ export function install(opts: InstallOptions): InstallReport {
     // so an upgrade reaches every netns at once. The pinned prog array keeps it loaded.
     const lookup = openShared(objectDir, SK_LOOKUP_OBJECT, pins, cap, warned, log, { rodata: encodeSkLookupConfig(0n) });
     try {
+      migration?.copy(); // before the first swap (the steering program, next)
       const key = Buffer.alloc(4);
       const value = Buffer.alloc(4);
       value.writeUInt32LE(bpf.programFd(bpf.findProgram(lookup, SK_LOOKUP_STEER_PROGRAM)));
@@ -392,6 +402,16 @@ export function install(opts: InstallOptions): InstallReport {
       }
     }
     attachSkMsg(bpf.findProgram(objects.get(SK_MSG_OBJECT)!, SK_MSG_PROGRAM), pins, report, log);
+    if (migration) {
+      const m = migration.finish(pins.netnsLinks, (cookie) => {
+        const obj = openShared(objectDir, SK_LOOKUP_OBJECT, pins, cap, warned, log, { rodata: encodeSkLookupConfig(cookie), skip: [SK_LOOKUP_STEER_PROGRAM] });
+        return { progFd: bpf.programFd(bpf.findProgram(obj, SK_LOOKUP_PROGRAM)), close: () => bpf.closeObject(obj) };
+      });
+      log(`migrated maps ${m.maps.join(', ')} in place: ${m.entries} entries copied, ${m.caughtUp} caught up, ${m.netnsLinks} netns links moved`);
+    }
+  } catch (err) {
+    migration?.abandon();
+    throw err;
   } finally {
     closeSync(cgroupFd);
     for (const obj of objects.values()) bpf.closeObject(obj);

@@ -67,6 +67,9 @@ export class SluiceMaps {
   /** Writes one entry; a full map becomes MapFullError. */
   update(name: MapName, key: Buffer, value: Buffer, flags = bpf.BPF_ANY): void {
     const i = this.info(name);
+    // A newer build's value may be longer (migrate.ts): its tail is zero, as the kernel
+    // must not read past the buffer.
+    if (value.length < i.valueSize) value = Buffer.concat([value, Buffer.alloc(i.valueSize - value.length)]);
     try {
       bpf.mapUpdate(i.fd, key, value, flags, name);
     } catch (err) {

@@ -27,6 +27,7 @@ export interface RunFlags {
   maxConnections?: string;
   resync?: string;
   hostNetns?: string;
+  bpfObjects?: string;
   holdUnknown?: boolean;
   maxConnectionsPerPod?: string;
   node?: string;
@@ -97,6 +98,7 @@ export async function runRun(flags: RunFlags): Promise<void> {
     ...(flags.lookupGroup !== undefined ? { lookupGid: groupFlag(flags.lookupGroup) } : {}),
     ...(flags.resync ? { resyncMs: resyncFlag(flags.resync) } : {}),
     ...(flags.hostNetns ? { hostNetns: flags.hostNetns } : {}),
+    ...(flags.bpfObjects ? { objectDir: flags.bpfObjects } : {}),
     ...(flags.holdUnknown ? { holdUnknown: true } : {}),
     ...(flags.maxConnectionsPerPod ? { connectionsPerPod: capacityFlag('--max-connections-per-pod', flags.maxConnectionsPerPod) } : {}),
   });

@@ -75,6 +75,7 @@ program
   .option('--resync <seconds>', 'reconcile this often even when the source is unchanged (notices vanished netns)', '10')
   .option('--hold-unknown', "refuse a captured pod's outbound connects until its policy is written (no bypass while the daemon lags)")
   .option('--max-connections-per-pod <n>', 'original-destination records one pod may hold (default: a quarter of --max-connections)')
+  .option('--bpf-objects <dir>', 'directory of the BPF objects to load (an upgrade test; default: the build next to this program)')
   .option('--host-netns <path>', "the host's netns, never captured (as the daemon's own netns is)", '/proc/1/ns/net')
   .action(async (opts) => (await kernel()).runRun(opts));
 

@@ -1,5 +1,5 @@
 // Prometheus metrics: every decision outcome and every failure path has a series.
-import { Counter, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SourceStatus } from '../sources/record.js';
 import type { Outcome } from '../policy/types.js';
 import type { DataPlane } from './dataplane.js';
@@ -104,6 +104,8 @@ export class Metrics {
   readonly mapsAdopted = new Gauge({ name: 'sluice_maps_adopted', help: 'Pinned maps reused at startup, contents kept.', registers: [this.registry] });
 
   constructor(dataPlane: () => DataPlane | null) {
+    // The process's own health (RSS, open fds, event-loop delay): what the soak test watches.
+    collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
     // Kernel-side series are per-CPU counters summed at scrape time, so they are never
     // stale; they only grow (until sluice uninstall), so they are counters.
     const events = new Counter({
