@@ -15,9 +15,7 @@ import {
   type BpfSandbox,
   connect,
   createBpffsDir,
-  createBpfSandbox,
   createCgroup,
-  reapStale,
   runInCgroup,
   runInNetns,
   serverOf,
@@ -26,9 +24,9 @@ import {
   type TestCgroup,
   type TestServer,
 } from './bpf-fixture.js';
-import { makePolicy } from './harness/cases.js';
+import { createCaptureSandbox } from './harness/capture-sandbox.js';
 import type { ProbeResult } from './harness/probe.js';
-import { reapStaleNamespaces, type Topology } from './harness/topology.js';
+import type { Topology } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 
@@ -43,6 +41,7 @@ interface Env {
   policy: CapturePolicy;
   /** Observations made before anything was installed. */
   baseline: { peerOut: ProbeResult; getsockopt: string; iptablesSave: string };
+  teardown(): Promise<void>;
 }
 
 let env: Env | null = null;
@@ -103,40 +102,30 @@ async function iptablesSave(e: { cg: TestCgroup; topo: Topology }): Promise<stri
 
 test.before(async () => {
   if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  const box = await createBpfSandbox();
-  const { topo, cg, bpffs } = box;
-  const partial = { topo, cg, bpffs, box, servers: [] as TestServer[] };
   try {
-    // Listeners first: capture must find them already bound, as in a running pod.
-    partial.servers.push(await startServer(cg, 'pod', topo.pod.path, POD_TCP));
-    partial.servers.push(await startServer(cg, 'peer', topo.peer.path, PEER_TCP));
-    const restore = await runInNetns(cg, topo.pod.path, 'iptables-legacy-restore', [], manyRules());
-    if (restore.code !== 0) throw new Error(`iptables-legacy-restore in the pod netns failed: ${restore.stderr}`);
-    const baseline = {
-      peerOut: await connect(cg, { netnsPath: topo.peer.path, dst: '10.2.0.5:80', uid: 1000 }),
-      getsockopt: await getsockoptFacts(partial),
-      iptablesSave: await iptablesSave(partial),
-    };
-    const dp = BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: bpffs.path });
-    const cookie = dp.cookieOf(topo.pod.path);
-    const policy = makePolicy();
-    dp.applyPolicy(cookie, policy);
-    env = { ...partial, dp, cookie, policy, baseline };
+    const sandbox = await createCaptureSandbox(async ({ topo, cg }, onStop) => {
+      const servers: TestServer[] = [];
+      onStop(() => Promise.all(servers.map((s) => s.stop())));
+      // Listeners first: capture must find them already bound, as in a running pod.
+      servers.push(await startServer(cg, 'pod', topo.pod.path, POD_TCP));
+      servers.push(await startServer(cg, 'peer', topo.peer.path, PEER_TCP));
+      const restore = await runInNetns(cg, topo.pod.path, 'iptables-legacy-restore', [], manyRules());
+      if (restore.code !== 0) throw new Error(`iptables-legacy-restore in the pod netns failed: ${restore.stderr}`);
+      const baseline = {
+        peerOut: await connect(cg, { netnsPath: topo.peer.path, dst: '10.2.0.5:80', uid: 1000 }),
+        getsockopt: await getsockoptFacts({ cg, topo }),
+        iptablesSave: await iptablesSave({ cg, topo }),
+      };
+      return { servers, baseline };
+    });
+    const { box, dp, cookie, policy, prepared } = sandbox;
+    env = { topo: box.topo, cg: box.cg, bpffs: box.bpffs, box, dp, cookie, policy, ...prepared, teardown: sandbox.teardown };
   } catch (err) {
     setupError = err as Error;
-    await Promise.all(partial.servers.map((s) => s.stop()));
-    await box.destroy();
   }
 });
 
-test.after.always(async () => {
-  if (!env) return;
-  env.dp.close();
-  await Promise.all(env.servers.map((s) => s.stop()));
-  await env.box.destroy();
-});
+test.after.always(() => env?.teardown());
 
 /** The environment, or a failure naming what is missing. */
 function ready(t: { fail(m: string): void }): Env | null {
