@@ -119,8 +119,7 @@ export class Metrics {
       help: 'Connections decided by the kernel programs, by outcome and spec step.',
       labelNames: ['outcome', 'step'],
       registers: [this.registry],
-      // One read of the counter map per scrape fills both series; events is registered
-      // after this one, so the registry collects this first.
+      // One read of the counter map per scrape fills both series.
       collect() {
         const dp = dataPlane();
         if (!dp) return;

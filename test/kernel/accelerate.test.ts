@@ -17,9 +17,10 @@ import { checkSockmapWakeup, type WakeupReport } from '../../src/bpf/probes.js';
 import { decideAcceleration, type DaemonOptions } from '../../src/daemon/run.js';
 import { InputError } from '../../src/policy/errors.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
-import { BPFFS_ROOT, bpfRequirementsMissing, createBpfSandbox, reapStale, type BpfSandbox, type TestCgroup } from './bpf-fixture.js';
+import { BPFFS_ROOT, bpfRequirementsMissing, type BpfSandbox, type TestCgroup } from './bpf-fixture.js';
 import { makePolicy } from './harness/cases.js';
-import { ADDRESSES, reapStaleNamespaces, type Topology } from './harness/topology.js';
+import { createCaptureSandbox } from './harness/capture-sandbox.js';
+import { ADDRESSES, type Topology } from './harness/topology.js';
 import pino from 'pino';
 
 const missing = bpfRequirementsMissing();
@@ -90,6 +91,7 @@ interface Env {
   dp: BpfDataPlane;
   podCookie: bigint;
   echo: ChildProcess[];
+  teardown(): Promise<void>;
 }
 
 let env: Env | null = null;
@@ -168,30 +170,20 @@ async function openClient(e: Env, netnsPath: string, dst: string, port: number, 
 
 test.before(async () => {
   if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  const box = await createBpfSandbox();
-  const { topo, cg, bpffs } = box;
-  const echo: ChildProcess[] = [];
   try {
-    echo.push(await startEcho(cg, topo.pod.path, [15001, 15006, 8080]));
-    const dp = BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: bpffs.path });
-    const podCookie = dp.cookieOf(topo.pod.path);
-    dp.applyPolicy(podCookie, makePolicy());
-    env = { topo, cg, bpffs, box, dp, podCookie, echo };
+    const sandbox = await createCaptureSandbox(async ({ topo, cg }, onStop) => {
+      const echo = [await startEcho(cg, topo.pod.path, [15001, 15006, 8080])];
+      onStop(() => echo.forEach((c) => c.kill('SIGKILL')));
+      return echo;
+    });
+    const { box, dp, cookie: podCookie, prepared: echo } = sandbox;
+    env = { topo: box.topo, cg: box.cg, bpffs: box.bpffs, box, dp, podCookie, echo, teardown: sandbox.teardown };
   } catch (err) {
     setupError = err as Error;
-    for (const c of echo) c.kill('SIGKILL');
-    await box.destroy();
   }
 });
 
-test.after.always(async () => {
-  if (!env) return;
-  env.dp.close();
-  for (const c of env.echo) c.kill('SIGKILL');
-  await env.box.destroy();
-});
+test.after.always(() => env?.teardown());
 
 function ready(t: { fail(m: string): void }): Env | null {
   if (missing) t.fail(missing);

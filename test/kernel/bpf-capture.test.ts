@@ -15,9 +15,7 @@ import {
   type BpfSandbox,
   connect,
   createBpffsDir,
-  createBpfSandbox,
   createCgroup,
-  reapStale,
   runInCgroup,
   runInNetns,
   serverOf,
@@ -26,9 +24,10 @@ import {
   type TestCgroup,
   type TestServer,
 } from './bpf-fixture.js';
-import { makePolicy } from './harness/cases.js';
+import { createCaptureSandbox } from './harness/capture-sandbox.js';
+import { getsockoptFacts, iptablesSave, manyRules } from './harness/passthrough.js';
 import type { ProbeResult } from './harness/probe.js';
-import { reapStaleNamespaces, type Topology } from './harness/topology.js';
+import type { Topology } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 
@@ -43,6 +42,7 @@ interface Env {
   policy: CapturePolicy;
   /** Observations made before anything was installed. */
   baseline: { peerOut: ProbeResult; getsockopt: string; iptablesSave: string };
+  teardown(): Promise<void>;
 }
 
 let env: Env | null = null;
@@ -51,92 +51,32 @@ let setupError: Error | null = null;
 const POD_TCP = [15001, 15006, 8080];
 const PEER_TCP = [80, 8080];
 
-/** getsockopt calls that must pass through untouched, printed as JSON. */
-const GETSOCKOPT_SCRIPT = `
-import errno, json, socket
-out = {}
-def probe(name, fn):
-    try:
-        out[name] = fn()
-    except OSError as e:
-        out[name] = 'errno:' + errno.errorcode.get(e.errno, str(e.errno))
-t = socket.socket()
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-t6 = socket.socket(socket.AF_INET6)
-probe('so_type', lambda: t.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE))
-probe('congestion_16', lambda: t.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b'\\0').decode())
-probe('congestion_8192', lambda: t.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 8192).rstrip(b'\\0').decode())
-probe('tcp_info_8192', lambda: len(t.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8192)))
-probe('unknown_option_8192', lambda: t.getsockopt(socket.SOL_SOCKET, 9999, 8192).hex())
-probe('orig_dst_unconnected', lambda: t.getsockopt(socket.SOL_IP, 80, 16).hex())
-probe('orig_dst6_unconnected', lambda: t6.getsockopt(41, 80, 28).hex())
-probe('orig_dst_udp', lambda: u.getsockopt(socket.SOL_IP, 80, 16).hex())
-print(json.dumps(out, sort_keys=True))
-`;
-
-/** 300 rules: iptables-legacy-save then reads them with getsockopt buffers far above 4 KiB. */
-function manyRules(): string {
-  const lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
-  for (let i = 0; i < 300; i++) lines.push(`-A INPUT -s 10.${i >> 8}.${i & 255}.0/24 -p tcp --dport ${1000 + i} -j ACCEPT`);
-  return [...lines, 'COMMIT', ''].join('\n');
-}
-
-/** The rules alone: no comment lines, and no chain counters (traffic moves them). */
-const rulesOnly = (s: string) =>
-  s
-    .split('\n')
-    .filter((l) => !l.startsWith('#'))
-    .map((l) => l.replace(/ \[\d+:\d+\]$/, ''))
-    .join('\n');
-
-async function getsockoptFacts(e: { cg: TestCgroup; topo: Topology }): Promise<string> {
-  const r = await runInNetns(e.cg, e.topo.pod.path, 'python3', ['-c', GETSOCKOPT_SCRIPT]);
-  if (r.code !== 0) throw new Error(`getsockopt script failed: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-async function iptablesSave(e: { cg: TestCgroup; topo: Topology }): Promise<string> {
-  const r = await runInNetns(e.cg, e.topo.pod.path, 'iptables-legacy-save', []);
-  if (r.code !== 0) throw new Error(`iptables-legacy-save failed: ${r.stderr}`);
-  return rulesOnly(r.stdout);
-}
-
 test.before(async () => {
   if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  const box = await createBpfSandbox();
-  const { topo, cg, bpffs } = box;
-  const partial = { topo, cg, bpffs, box, servers: [] as TestServer[] };
   try {
-    // Listeners first: capture must find them already bound, as in a running pod.
-    partial.servers.push(await startServer(cg, 'pod', topo.pod.path, POD_TCP));
-    partial.servers.push(await startServer(cg, 'peer', topo.peer.path, PEER_TCP));
-    const restore = await runInNetns(cg, topo.pod.path, 'iptables-legacy-restore', [], manyRules());
-    if (restore.code !== 0) throw new Error(`iptables-legacy-restore in the pod netns failed: ${restore.stderr}`);
-    const baseline = {
-      peerOut: await connect(cg, { netnsPath: topo.peer.path, dst: '10.2.0.5:80', uid: 1000 }),
-      getsockopt: await getsockoptFacts(partial),
-      iptablesSave: await iptablesSave(partial),
-    };
-    const dp = BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: bpffs.path });
-    const cookie = dp.cookieOf(topo.pod.path);
-    const policy = makePolicy();
-    dp.applyPolicy(cookie, policy);
-    env = { ...partial, dp, cookie, policy, baseline };
+    const sandbox = await createCaptureSandbox(async ({ topo, cg }, onStop) => {
+      const servers: TestServer[] = [];
+      onStop(() => Promise.all(servers.map((s) => s.stop())));
+      // Listeners first: capture must find them already bound, as in a running pod.
+      servers.push(await startServer(cg, 'pod', topo.pod.path, POD_TCP));
+      servers.push(await startServer(cg, 'peer', topo.peer.path, PEER_TCP));
+      const restore = await runInNetns(cg, topo.pod.path, 'iptables-legacy-restore', [], manyRules());
+      if (restore.code !== 0) throw new Error(`iptables-legacy-restore in the pod netns failed: ${restore.stderr}`);
+      const baseline = {
+        peerOut: await connect(cg, { netnsPath: topo.peer.path, dst: '10.2.0.5:80', uid: 1000 }),
+        getsockopt: await getsockoptFacts({ cg, topo }),
+        iptablesSave: await iptablesSave({ cg, topo }),
+      };
+      return { servers, baseline };
+    });
+    const { box, dp, cookie, policy, prepared } = sandbox;
+    env = { topo: box.topo, cg: box.cg, bpffs: box.bpffs, box, dp, cookie, policy, ...prepared, teardown: sandbox.teardown };
   } catch (err) {
     setupError = err as Error;
-    await Promise.all(partial.servers.map((s) => s.stop()));
-    await box.destroy();
   }
 });
 
-test.after.always(async () => {
-  if (!env) return;
-  env.dp.close();
-  await Promise.all(env.servers.map((s) => s.stop()));
-  await env.box.destroy();
-});
+test.after.always(() => env?.teardown());
 
 /** The environment, or a failure naming what is missing. */
 function ready(t: { fail(m: string): void }): Env | null {

@@ -4,10 +4,10 @@
 // cgroup, its network namespace or its pins.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_OBJECT_DIR, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT } from '../../src/bpf/loader.js';
-import { cgroupProcs, destroyCgroup } from '../../src/lab/cgroup.js';
+import { destroyCgroup, removeEmptyCgroupTree } from '../../src/lab/cgroup.js';
 import { pidAlive } from '../../src/lab/netns.js';
 import { BPFFS_ROOT, reapStalePinDirs, removePinDir } from '../../src/lab/pins.js';
 
@@ -38,7 +38,7 @@ export function bpfRequirementsMissing(): string | null {
     const p = join(DEFAULT_OBJECT_DIR, `${o}.bpf.o`);
     if (!existsSync(p)) missing.push(`clang output ${p}: run \`make -C bpf\``);
   }
-  if (!existsSync(NETNS_LIBRARY)) missing.push(`${NETNS_LIBRARY}: run \`make -C native -f netns.mk\``);
+  if (!existsSync(NETNS_LIBRARY)) missing.push(`${NETNS_LIBRARY}: run \`make -C native\``);
   if (!existsSync(PROBE_PATH)) missing.push(`the probe ${PROBE_PATH}: run \`make -C native\``);
   if (!findTool('ip')) missing.push('`ip` from iproute2');
   // A kernel without a hook the programs need: the test fails naming it, as doctor does.
@@ -93,21 +93,6 @@ export async function createBpfSandbox(): Promise<BpfSandbox> {
       await topo.destroy();
     },
   };
-}
-
-/** Removes a cgroup and its sub-cgroups (kubepods trees), deepest first, if none holds a process. */
-function removeEmptyCgroupTree(dir: string): boolean {
-  for (const e of readdirSync(dir)) {
-    const sub = join(dir, e);
-    if (statSync(sub).isDirectory() && !removeEmptyCgroupTree(sub)) return false;
-  }
-  if (cgroupProcs(dir).length > 0) return false;
-  try {
-    rmdirSync(dir);
-    return true;
-  } catch {
-    return false; // busy: the next run tries again
-  }
 }
 
 /** Removes sluice-test-<pid>-* cgroups and pins left by dead test processes. */

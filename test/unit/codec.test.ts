@@ -51,7 +51,7 @@ import {
   type PodPolicyValue,
 } from '../../src/bpf/codec.js';
 import { encodePolicy, type PodNetns } from '../../src/bpf/policy-map.js';
-import { makePolicy } from '../kernel/harness/cases.js';
+import { makePolicy } from '../support/policy.js';
 
 const HEADER = fileURLToPath(new URL('../../bpf/sluice.h', import.meta.url));
 

@@ -1,32 +1,10 @@
 // The oracle's policies and connection cases. Each case is one real connection made by
 // the probe client, described as a Connection so decide() can predict its outcome.
-import { DEFAULT_PORTS, type CapturePolicy, type Connection, type Protocol } from '../../../src/policy/types.js';
+import type { CapturePolicy, Connection, Protocol } from '../../../src/policy/types.js';
+import { makePolicy } from '../../support/policy.js';
 import { ADDRESSES } from './topology.js';
 
-/** A test policy: the defaults of types.ts / capture-spec.md, with overrides. */
-export function makePolicy(overrides: Partial<CapturePolicy> = {}): CapturePolicy {
-  const proxyUids = overrides.proxyUids ?? [1337];
-  return {
-    pod: { namespace: 'default', name: 'app' },
-    podIPs: [ADDRESSES.pod4, ADDRESSES.pod6],
-    proxyUids,
-    // The gid list defaults to the uid list, as in istio-iptables.
-    proxyGids: [...proxyUids],
-    ports: { ...DEFAULT_PORTS },
-    includeOutboundIPRanges: '*',
-    excludeOutboundIPRanges: [],
-    includeOutboundPorts: [],
-    excludeOutboundPorts: [],
-    includeInboundPorts: '*',
-    excludeInboundPorts: [15090, 15021, 15020],
-    excludeInterfaces: [],
-    rerouteInterfaces: [],
-    excludeOutboundBinds: [],
-    dnsCapture: false,
-    sidecar: null,
-    ...overrides,
-  };
-}
+export { makePolicy };
 
 export const POLICIES: Record<string, CapturePolicy> = {
   default: makePolicy(),

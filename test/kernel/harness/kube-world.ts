@@ -3,8 +3,9 @@
 // `kubepods/burstable/pod<uid>/<ctr>` for even pods, systemd
 // `kubepods-burstable-pod<uid>.slice` for odd ones), and an API double serves the Pods.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { destroyCgroup } from '../../../src/lab/cgroup.js';
 import { KubeApiDouble } from '../../support/kube-api.js';
 import { spawnInCgroup } from '../bpf-fixture.js';
 import { podObject, startDaemon, type Daemon, type World } from './daemon.js';
@@ -30,27 +31,6 @@ export function podCgroup(root: string, uid: string, i: number): string {
   return i % 2 === 0
     ? join(root, 'kubepods', 'burstable', `pod${uid}`, `ctr${i}`)
     : join(root, 'kubepods.slice', 'kubepods-burstable.slice', `kubepods-burstable-pod${uid.replaceAll('-', '_')}.slice`, `cri-containerd-${i}.scope`);
-}
-
-/** Kills every process in `dir`'s sub-cgroups (not `dir`'s own) and removes them, deepest first. */
-export async function removeSubCgroups(dir: string): Promise<void> {
-  for (const e of readdirSync(dir)) if (statSync(join(dir, e)).isDirectory()) writeFileSync(join(dir, e, 'cgroup.kill'), '1');
-  const walk = async (d: string): Promise<void> => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (!statSync(p).isDirectory()) continue;
-      await walk(p);
-      for (let i = 0; i < 100; i++) {
-        try {
-          rmdirSync(p);
-          break;
-        } catch {
-          await new Promise((r) => setTimeout(r, 20)); // EBUSY while the last process exits
-        }
-      }
-    }
-  };
-  await walk(dir);
 }
 
 /** Bare pod namespaces (no veth, no listener): enough for the control-plane measurements. */
@@ -105,7 +85,8 @@ export async function createKubeWorld(w: World, pods: number): Promise<KubeWorld
       }),
     async destroy() {
       await api.stop();
-      await removeSubCgroups(w.cg.path);
+      // The sandboxes' kubepods trees go now; the world's own cgroup goes with the world.
+      for (const e of readdirSync(w.cg.path, { withFileTypes: true })) if (e.isDirectory()) await destroyCgroup(join(w.cg.path, e.name));
     },
   };
 }

@@ -10,17 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { exec } from '../../../src/lab/exec.js';
 import { deleteNetns, NETNS_PREFIX, waitUsable, type Netns } from '../../../src/lab/netns.js';
 import { tool } from '../../../src/lab/tools.js';
+import { ADDRESSES, type Addresses } from '../../support/addresses.js';
 
 export { deleteNetns, NETNS_PREFIX, pidAlive, reapStaleNamespaces, waitUsable, type Netns } from '../../../src/lab/netns.js';
-
-export interface Addresses {
-  pod4: string;
-  pod6: string;
-  peer4: string;
-  peer6: string;
-  remote4: string;
-  remote6: string;
-}
+export { ADDRESSES, type Addresses } from '../../support/addresses.js';
 
 /** The VM behind a second pod interface (reroute/KubeVirt goldens), and remotes outside 10/8. */
 export const VM_ADDRESSES = Object.freeze({
@@ -41,15 +34,6 @@ export interface TopologyOptions {
    */
   vmIfname?: string;
 }
-
-export const ADDRESSES: Readonly<Addresses> = Object.freeze({
-  pod4: '10.1.0.2',
-  pod6: 'fd00::2',
-  peer4: '10.1.0.1',
-  peer6: 'fd00::1',
-  remote4: '10.2.0.5',
-  remote6: 'fd00:2::5',
-});
 
 export interface Topology {
   id: string;
