@@ -107,6 +107,18 @@ export function capacityOf(name: MapName, cap: Capacity): number | null {
   }
 }
 
+/** The `sluice run` flag of each capacity; the set maps' size has none. */
+const CAPACITY_FLAGS: Partial<Record<keyof Capacity, string>> = { pods: '--max-pods', connections: '--max-connections' };
+
+/** The `sluice run` flag that sizes `name`, read off capacityOf: the one whose change changes the size. */
+export function capacityFlag(name: MapName): string | undefined {
+  const base = capacityOf(name, DEFAULT_CAPACITY);
+  for (const [key, flag] of Object.entries(CAPACITY_FLAGS) as [keyof Capacity, string][]) {
+    if (capacityOf(name, { ...DEFAULT_CAPACITY, [key]: DEFAULT_CAPACITY[key] + 1 }) !== base) return flag;
+  }
+  return undefined;
+}
+
 export interface LoaderOptions {
   /** A directory on bpffs; created (and bpffs mounted at /sys/fs/bpf) when missing. */
   bpffsDir?: string;

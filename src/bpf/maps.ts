@@ -2,11 +2,11 @@
 // the codecs, and the per-CPU counters summed.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MapFullError } from '../daemon/dataplane.js';
+import { MapFullError } from '../dataplane/errors.js';
 import type { Endpoint } from '../policy/types.js';
 import { COUNTER, counterNames, decodeOrigDst, decodeU64, encodeConnKey, encodeU32, LAYOUTS, type OrigDst } from './codec.js';
 import * as bpf from './libbpf.js';
-import { DEFAULT_BPFFS_DIR, LoaderError, MAP_NAMES, pinLayout, type MapName } from './loader.js';
+import { capacityFlag, DEFAULT_BPFFS_DIR, LoaderError, MAP_NAMES, pinLayout, type MapName } from './loader.js';
 
 export interface MapInfo {
   fd: number;
@@ -70,7 +70,7 @@ export class SluiceMaps {
     try {
       bpf.mapUpdate(i.fd, key, value, flags, name);
     } catch (err) {
-      if (err instanceof bpf.BpfError && (err.code === 'E2BIG' || err.code === 'ENOSPC' || err.code === 'ENOMEM')) throw new MapFullError(name, i.maxEntries);
+      if (err instanceof bpf.BpfError && (err.code === 'E2BIG' || err.code === 'ENOSPC' || err.code === 'ENOMEM')) throw new MapFullError(name, i.maxEntries, capacityFlag(name));
       throw err;
     }
   }

@@ -10,7 +10,7 @@ import { constants as osConstants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
-import { NetnsError, NetnsRefusedError } from '../daemon/dataplane.js';
+import { NetnsError, NetnsRefusedError } from '../dataplane/errors.js';
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 const EMEDIUMTYPE = 124;

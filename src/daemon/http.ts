@@ -1,6 +1,6 @@
 // The daemon's HTTP API: health, readiness, metrics, pods and lookups.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { DataPlane } from './dataplane.js';
+import type { DataPlane } from '../dataplane/index.js';
 import { lookup } from './lookup.js';
 import type { Metrics } from './metrics.js';
 import type { SourceStatus } from '../sources/record.js';

@@ -3,7 +3,7 @@
 import type { PodRecord } from '../sources/record.js';
 import type { ChainsVerdict, IstioChainsCheck } from './istio-iptables.js';
 import type { CapturePolicy } from '../policy/types.js';
-import { MapFullError, NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from './dataplane.js';
+import { MapFullError, NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from '../dataplane/index.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
 
 export interface PodState {
