@@ -8,6 +8,7 @@
 //   <bpffs>/links/<program>       cgroup links, and the sk_msg link on sluice_accel
 //   <bpffs>/links/netns/<cookie>  sk_lookup link of one pod netns
 //   <bpffs>/progs/<cookie>/<prog> tc reroute programs of one pod netns (attached by tc.ts)
+import { SluiceError } from '../errors.js';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -145,13 +146,12 @@ export function pinLayout(bpffsDir: string = DEFAULT_BPFFS_DIR): Pins {
   return { root: bpffsDir, maps: join(bpffsDir, 'maps'), links: join(bpffsDir, 'links'), netnsLinks: join(bpffsDir, 'links', 'netns') };
 }
 
-export class LoaderError extends Error {
-  override readonly name = 'LoaderError';
-  constructor(
-    readonly code: 'CGROUP_NOT_V2' | 'CGROUP_ROOT_REFUSED' | 'OBJECT_MISSING' | 'PINNED_ELSEWHERE' | 'PINNED_MAP_INCOMPATIBLE' | 'NOT_INSTALLED',
-    message: string,
-  ) {
-    super(message);
+export type LoaderErrorCode = 'CGROUP_NOT_V2' | 'CGROUP_ROOT_REFUSED' | 'OBJECT_MISSING' | 'PINNED_ELSEWHERE' | 'PINNED_MAP_INCOMPATIBLE' | 'NOT_INSTALLED';
+
+export class LoaderError extends SluiceError {
+  declare readonly code: LoaderErrorCode;
+  constructor(code: LoaderErrorCode, message: string) {
+    super(code, message);
   }
 }
 

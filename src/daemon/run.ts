@@ -1,6 +1,7 @@
 // `sluice run`: load (or adopt) the data plane, keep pod policies in sync with the
 // source, and serve HTTP and the lookup socket. Exiting never detaches anything:
 // interception goes on while the daemon is down, and the next one adopts the pins.
+import { errorText } from '../errors.js';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { release } from 'node:os';
@@ -174,7 +175,7 @@ export async function runDaemon(opts: DaemonOptions, backend: DataPlaneBackend):
     try {
       read = feed.read();
     } catch (e) {
-      for (const error of sourceErrors.fresh([(e as Error).message])) {
+      for (const error of sourceErrors.fresh([errorText(e)])) {
         metrics.sourceErrors.inc();
         log.error({ reason: 'source_unreadable', error }, 'source not read; keeping current policies');
       }

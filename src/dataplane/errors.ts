@@ -1,11 +1,9 @@
 // The errors of the data plane that the daemon tells apart (src/bpf raises them).
 import { SluiceError } from '../errors.js';
 
-export class NetnsError extends Error {
-  override readonly name = 'NetnsError';
-  readonly code = 'NETNS_UNAVAILABLE';
+export class NetnsError extends SluiceError {
   constructor(readonly path: string, cause: string) {
-    super(`network namespace ${path} is not available (${cause}); check the pod's sluice.dev/netns annotation`);
+    super('NETNS_UNAVAILABLE', `network namespace ${path} is not available (${cause}); check the pod's sluice.dev/netns annotation`, { exitCode: 1 });
   }
 }
 
@@ -27,23 +25,19 @@ export class NetnsRefusedError extends SluiceError {
 }
 
 /** A map that cannot take another entry. Counted and reported, never silent. */
-export class MapFullError extends Error {
-  override readonly name = 'MapFullError';
-  readonly code = 'MAP_FULL';
+export class MapFullError extends SluiceError {
   /** `flag`: the `sluice run` flag that sizes `map`, when one does (the data plane knows). */
   constructor(readonly map: string, capacity: number, flag?: string) {
     // A pinned map keeps the size it was created with, so a larger flag needs a fresh install.
     const fix = flag
       ? `raise sluice run ${flag} (a pinned map keeps its size until \`sluice uninstall\`)`
       : 'it holds the port, CIDR, interface and bind sets of all pods together; shorten the pods\' lists';
-    super(`BPF map ${map} is full (${capacity} entries); ${fix}`);
+    super('MAP_FULL', `BPF map ${map} is full (${capacity} entries)`, { hint: fix });
   }
 }
 
-export class UnknownNetnsError extends Error {
-  override readonly name = 'UnknownNetnsError';
-  readonly code = 'NETNS_UNKNOWN';
+export class UnknownNetnsError extends SluiceError {
   constructor(cookie: bigint) {
-    super(`netns cookie ${cookie} was never resolved from a path by this data plane; call cookieOf(path) first`);
+    super('NETNS_UNKNOWN', `netns cookie ${cookie} was never resolved from a path by this data plane; call cookieOf(path) first`);
   }
 }
