@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeSkLookupConfig } from './codec.js';
 import { applyFallbacks } from './fallbacks.js';
 import * as bpf from './libbpf.js';
+import { mapInfoOf } from './map-info.js';
 import { ATTACH_TYPES } from './probe-facts.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
 import { unpinRerouteInstances } from './tc-pins.js';
@@ -187,9 +188,6 @@ function objectPath(dir: string, object: string): string {
   return p;
 }
 
-const MAP_INFO_SIZE = 88;
-const MAP_INFO_MAX_ENTRIES = 16;
-const MAP_INFO_ID = 4;
 const LINK_INFO_SIZE = 64;
 const LINK_INFO_CGROUP_ID = 16;
 const LINK_INFO_SOCKMAP_MAP_ID = 16;
@@ -202,9 +200,8 @@ function pinnedShape(path: string): MapShape | null {
   const fd = bpf.objGetIfPinned(path);
   if (fd === null) return null;
   try {
-    const info = Buffer.alloc(MAP_INFO_SIZE);
-    bpf.objInfo(fd, info, path);
-    return { type: info.readUInt32LE(0), keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12), maxEntries: info.readUInt32LE(MAP_INFO_MAX_ENTRIES) };
+    const { type, keySize, valueSize, maxEntries } = mapInfoOf(fd, path);
+    return { type, keySize, valueSize, maxEntries };
   } finally {
     bpf.closeFd(fd);
   }
@@ -279,9 +276,7 @@ function linkCgroupId(fd: number, what: string): bigint {
 }
 
 function mapId(fd: number, what: string): number {
-  const info = Buffer.alloc(MAP_INFO_SIZE);
-  bpf.objInfo(fd, info, what);
-  return info.readUInt32LE(MAP_INFO_ID);
+  return mapInfoOf(fd, what).id;
 }
 
 /**
