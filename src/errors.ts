@@ -27,8 +27,18 @@ export class SluiceError extends Error {
     return this.constructor.name;
   }
 
+  /** Message and hint on one line, for logs and a pod's status. */
+  summary(): string {
+    return this.hint ? `${this.message}; ${this.hint}` : this.message;
+  }
+
   /** Message and hint, as the CLI prints them. */
   describe(): string {
     return this.hint ? `${this.message}\n  hint: ${this.hint}` : this.message;
   }
+}
+
+/** What to show of any thrown value on one line: a SluiceError with its hint. */
+export function errorText(e: unknown): string {
+  return e instanceof SluiceError ? e.summary() : e instanceof Error ? e.message : String(e);
 }

@@ -4,6 +4,7 @@
 //
 // Byte order (see sluice.h): addresses and ports are network order; ids, flags, counts
 // and cookies are host order.
+import { SluiceError } from '../errors.js';
 import { endianness } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { KERNEL_LIMITS } from '../policy/limits.js';
@@ -207,13 +208,10 @@ export function decodeU64(b: Buffer, off = 0): bigint {
   return getU64(b, off);
 }
 
-export class CodecError extends Error {
-  override readonly name = 'CodecError';
-  constructor(
-    readonly code: 'BAD_ADDRESS' | 'BAD_PORT' | 'TOO_MANY',
-    message: string,
-  ) {
-    super(message);
+export class CodecError extends SluiceError {
+  declare readonly code: 'BAD_ADDRESS' | 'BAD_PORT' | 'TOO_MANY';
+  constructor(code: 'BAD_ADDRESS' | 'BAD_PORT' | 'TOO_MANY', message: string) {
+    super(code, message);
   }
 }
 

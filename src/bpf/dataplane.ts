@@ -1,7 +1,8 @@
 // The daemon's DataPlane on real BPF maps: policies by netns cookie, the pod's sk_lookup
 // link, proxy-listener adoption, original-destination lookups, counters and usage.
 import { execFileSync } from 'node:child_process';
-import { NetnsError, type DataPlane, type MapUsage, type NetnsResolver } from '../daemon/dataplane.js';
+import { NetnsError, UnknownNetnsError } from '../dataplane/errors.js';
+import type { InstalledDataPlane, MapUsage } from '../dataplane/types.js';
 import type { CapturePolicy, Endpoint } from '../policy/types.js';
 import { decodeGlobal, decodeGlobalConnQuota, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
 import { adoptListeners, type AdoptedListener } from './listeners.js';
@@ -10,14 +11,6 @@ import { SluiceMaps } from './maps.js';
 import { netnsIfindex, openPodNetns, withPodNetns, type NetnsGuard } from './netns.js';
 import { PolicyMaps, type GarbageReport, type PodNetns, type Route } from './policy-map.js';
 import { RerouteAttachments } from './tc.js';
-
-export class UnknownNetnsError extends Error {
-  override readonly name = 'UnknownNetnsError';
-  readonly code = 'NETNS_UNKNOWN';
-  constructor(cookie: bigint) {
-    super(`netns cookie ${cookie} was never resolved from a path by this data plane; call cookieOf(path) first`);
-  }
-}
 
 interface IpRouteJson {
   dst: string;
@@ -52,7 +45,7 @@ export interface ApplyReport {
   listeners: AdoptedListener[];
 }
 
-export class BpfDataPlane implements DataPlane, NetnsResolver {
+export class BpfDataPlane implements InstalledDataPlane {
   private readonly paths = new Map<bigint, string>();
   private readonly reroute: RerouteAttachments;
   /** Namespaces never captured besides the daemon's own (default: PID 1's). */
@@ -178,6 +171,10 @@ export class BpfDataPlane implements DataPlane, NetnsResolver {
    * programs at run time: a captured connect past it is refused, so one pod cannot fill
    * the node's sluice_conns.
    */
+  connectionCapacity(): number {
+    return this.maps.info('sluice_conns').maxEntries;
+  }
+
   setConnQuota(n: number): void {
     this.maps.update('sluice_global', encodeU32(0), encodeGlobal(this.globalFlags(), n));
   }

@@ -1,6 +1,7 @@
 // A thin koffi binding to libbpf.so.1 (and the few libc calls the loader needs). Every
 // call that can fail goes through a checker that throws BpfError with the operation, the
 // errno and what to do about it. Nothing here knows about sluice's maps or programs.
+import { SluiceError } from '../errors.js';
 import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
 
@@ -22,10 +23,8 @@ function hintFor(op: string, errno: number): string {
 
 export const ERRNO_NAMES = new Map<number, string>(Object.entries(ERRNO).map(([name, n]) => [n, name]));
 
-export class BpfError extends Error {
-  override readonly name = 'BpfError';
-  /** The errno name, e.g. `EPERM`: stable for callers to switch on. */
-  readonly code: string;
+export class BpfError extends SluiceError {
+  /** `code` is the errno name, e.g. `EPERM`: stable for callers to switch on. */
   constructor(
     /** The libbpf call and its subject, e.g. `bpf_obj_get(/sys/fs/bpf/sluice/maps/x)`. */
     readonly op: string,
@@ -33,8 +32,7 @@ export class BpfError extends Error {
     hint?: string,
   ) {
     const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
-    super(`${op} failed: ${code}; ${hint ?? hintFor(op, errno)}`);
-    this.code = code;
+    super(code, `${op} failed: ${code}`, { hint: hint ?? hintFor(op, errno) });
   }
 }
 

@@ -8,12 +8,14 @@
 //   <bpffs>/links/<program>       cgroup links, and the sk_msg link on sluice_accel
 //   <bpffs>/links/netns/<cookie>  sk_lookup link of one pod netns
 //   <bpffs>/progs/<cookie>/<prog> tc reroute programs of one pod netns (attached by tc.ts)
+import { SluiceError } from '../errors.js';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSkLookupConfig } from './codec.js';
 import { applyFallbacks } from './fallbacks.js';
 import * as bpf from './libbpf.js';
+import { mapInfoOf } from './map-info.js';
 import { ATTACH_TYPES } from './probe-facts.js';
 import { builtShapes, Migration, recoverMigration } from './migrate.js';
 import { ensureBpffs, findCgroup2Mount } from './system.js';
@@ -108,6 +110,18 @@ export function capacityOf(name: MapName, cap: Capacity): number | null {
   }
 }
 
+/** The `sluice run` flag of each capacity; the set maps' size has none. */
+const CAPACITY_FLAGS: Partial<Record<keyof Capacity, string>> = { pods: '--max-pods', connections: '--max-connections' };
+
+/** The `sluice run` flag that sizes `name`, read off capacityOf: the one whose change changes the size. */
+export function capacityFlag(name: MapName): string | undefined {
+  const base = capacityOf(name, DEFAULT_CAPACITY);
+  for (const [key, flag] of Object.entries(CAPACITY_FLAGS) as [keyof Capacity, string][]) {
+    if (capacityOf(name, { ...DEFAULT_CAPACITY, [key]: DEFAULT_CAPACITY[key] + 1 }) !== base) return flag;
+  }
+  return undefined;
+}
+
 export interface LoaderOptions {
   /** A directory on bpffs; created (and bpffs mounted at /sys/fs/bpf) when missing. */
   bpffsDir?: string;
@@ -136,13 +150,12 @@ export function pinLayout(bpffsDir: string = DEFAULT_BPFFS_DIR): Pins {
   return { root: bpffsDir, maps: join(bpffsDir, 'maps'), links: join(bpffsDir, 'links'), netnsLinks: join(bpffsDir, 'links', 'netns') };
 }
 
-export class LoaderError extends Error {
-  override readonly name = 'LoaderError';
-  constructor(
-    readonly code: 'CGROUP_NOT_V2' | 'CGROUP_ROOT_REFUSED' | 'OBJECT_MISSING' | 'PINNED_ELSEWHERE' | 'PINNED_MAP_INCOMPATIBLE' | 'NOT_INSTALLED',
-    message: string,
-  ) {
-    super(message);
+export type LoaderErrorCode = 'CGROUP_NOT_V2' | 'CGROUP_ROOT_REFUSED' | 'OBJECT_MISSING' | 'PINNED_ELSEWHERE' | 'PINNED_MAP_INCOMPATIBLE' | 'NOT_INSTALLED';
+
+export class LoaderError extends SluiceError {
+  declare readonly code: LoaderErrorCode;
+  constructor(code: LoaderErrorCode, message: string) {
+    super(code, message);
   }
 }
 
@@ -178,9 +191,6 @@ function objectPath(dir: string, object: string): string {
   return p;
 }
 
-const MAP_INFO_SIZE = 88;
-const MAP_INFO_MAX_ENTRIES = 16;
-const MAP_INFO_ID = 4;
 const LINK_INFO_SIZE = 64;
 const LINK_INFO_CGROUP_ID = 16;
 const LINK_INFO_SOCKMAP_MAP_ID = 16;
@@ -193,9 +203,8 @@ function pinnedShape(path: string): MapShape | null {
   const fd = bpf.objGetIfPinned(path);
   if (fd === null) return null;
   try {
-    const info = Buffer.alloc(MAP_INFO_SIZE);
-    bpf.objInfo(fd, info, path);
-    return { type: info.readUInt32LE(0), keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12), maxEntries: info.readUInt32LE(MAP_INFO_MAX_ENTRIES) };
+    const { type, keySize, valueSize, maxEntries } = mapInfoOf(fd, path);
+    return { type, keySize, valueSize, maxEntries };
   } finally {
     bpf.closeFd(fd);
   }
@@ -270,9 +279,7 @@ function linkCgroupId(fd: number, what: string): bigint {
 }
 
 function mapId(fd: number, what: string): number {
-  const info = Buffer.alloc(MAP_INFO_SIZE);
-  bpf.objInfo(fd, info, what);
-  return info.readUInt32LE(MAP_INFO_ID);
+  return mapInfoOf(fd, what).id;
 }
 
 /**

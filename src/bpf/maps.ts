@@ -2,11 +2,12 @@
 // the codecs, and the per-CPU counters summed.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { MapFullError } from '../daemon/dataplane.js';
+import { MapFullError } from '../dataplane/errors.js';
 import type { Endpoint } from '../policy/types.js';
-import { COUNTER, counterNames, decodeOrigDst, decodeU64, encodeConnKey, encodeU32, LAYOUTS, type OrigDst } from './codec.js';
+import { COUNTER, counterNames, decodeOrigDst, decodeU64, encodeConnKey, encodeU32, type OrigDst } from './codec.js';
 import * as bpf from './libbpf.js';
-import { DEFAULT_BPFFS_DIR, LoaderError, MAP_NAMES, pinLayout, type MapName } from './loader.js';
+import { mapInfoOf } from './map-info.js';
+import { capacityFlag, DEFAULT_BPFFS_DIR, LoaderError, MAP_NAMES, pinLayout, type MapName } from './loader.js';
 
 export interface MapInfo {
   fd: number;
@@ -14,8 +15,6 @@ export interface MapInfo {
   valueSize: number;
   maxEntries: number;
 }
-
-const MAP_INFO_SIZE = 88;
 
 export function possibleCpus(): number {
   // "0-1" or "0,2-3": the per-CPU value layout counts every possible CPU.
@@ -43,10 +42,9 @@ export class SluiceMaps {
         const path = join(pins.maps, name);
         const fd = bpf.objGetIfPinned(path);
         if (fd === null) throw new LoaderError('NOT_INSTALLED', `map ${path} is not pinned: install the data plane first (sluice run)`);
-        const info = Buffer.alloc(MAP_INFO_SIZE);
-        infos.set(name, { fd, keySize: 0, valueSize: 0, maxEntries: 0 });
-        bpf.objInfo(fd, info, path);
-        infos.set(name, { fd, keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12), maxEntries: info.readUInt32LE(16) });
+        infos.set(name, { fd, keySize: 0, valueSize: 0, maxEntries: 0 }); // closed on a throw below
+        const { keySize, valueSize, maxEntries } = mapInfoOf(fd, path);
+        infos.set(name, { fd, keySize, valueSize, maxEntries });
       }
     } catch (err) {
       for (const i of infos.values()) bpf.closeFd(i.fd);
@@ -73,7 +71,7 @@ export class SluiceMaps {
     try {
       bpf.mapUpdate(i.fd, key, value, flags, name);
     } catch (err) {
-      if (err instanceof bpf.BpfError && (err.code === 'E2BIG' || err.code === 'ENOSPC' || err.code === 'ENOMEM')) throw new MapFullError(name, i.maxEntries);
+      if (err instanceof bpf.BpfError && (err.code === 'E2BIG' || err.code === 'ENOSPC' || err.code === 'ENOMEM')) throw new MapFullError(name, i.maxEntries, capacityFlag(name));
       throw err;
     }
   }
@@ -119,18 +117,3 @@ export class SluiceMaps {
     return out;
   }
 }
-
-export const KEY_SIZES: Partial<Record<MapName, number>> = {
-  sluice_pods: 8,
-  sluice_ports: LAYOUTS.sluice_port_key.size,
-  sluice_cidrs: LAYOUTS.sluice_cidr_key.size,
-  sluice_ifaces: LAYOUTS.sluice_iface_key.size,
-  sluice_binds: LAYOUTS.sluice_bind_key.size,
-  sluice_conns: LAYOUTS.sluice_conn_key.size,
-  sluice_listen: LAYOUTS.sluice_listener_key.size,
-  sluice_global: 4,
-  sluice_accel: LAYOUTS.sluice_conn_key.size,
-  sluice_addrs: LAYOUTS.sluice_addr_key.size,
-  sluice_conn_count: 8,
-  sluice_pending: 8,
-};

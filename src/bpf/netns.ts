@@ -5,12 +5,13 @@
 // openPodNetns trusts nothing: the native side opens only an nsfs file of a network
 // namespace (never a FIFO or a device, and with O_NONBLOCK), and this side refuses the
 // host's and the daemon's own namespace, compared by inode and device.
+import { SluiceError } from '../errors.js';
 import { closeSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
-import { NetnsError, NetnsRefusedError } from '../daemon/dataplane.js';
+import { NetnsError, NetnsRefusedError } from '../dataplane/errors.js';
 
 const ERRNO_NAMES = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 const EMEDIUMTYPE = 124;
@@ -22,11 +23,9 @@ export const DEFAULT_HOST_NETNS = '/proc/1/ns/net';
 /** The daemon's own netns. */
 const OWN_NETNS = '/proc/self/ns/net';
 
-export class NativeHelperError extends Error {
-  override readonly name = 'NativeHelperError';
-  readonly code = 'NATIVE_HELPER_MISSING';
+export class NativeHelperError extends SluiceError {
   constructor(path: string) {
-    super(`the native helper ${path} is missing: run \`make -C native -f netns.mk\` (or \`npm run build\`)`);
+    super('NATIVE_HELPER_MISSING', `the native helper ${path} is missing`, { hint: 'run `make -C native -f netns.mk` (or `npm run build`)' });
   }
 }
 

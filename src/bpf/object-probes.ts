@@ -2,6 +2,7 @@
 // whether each one loads into this kernel at all (opened with small private maps, loaded,
 // closed: nothing is pinned or attached). A doctor that says "can run" where the loader
 // then fails is the worst answer it can give, so the objects themselves are the last word.
+import { errorText } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyFallbacks, KFUNC_FALLBACKS } from './fallbacks.js';
@@ -70,7 +71,7 @@ export function loadEachObject(objectDir: string): ObjectLoad[] {
       quietly(() => bpf.closeObject(openPrivate(objectDir, object, `${object} (doctor)`)));
       return { object, error: null };
     } catch (err) {
-      return { object, error: (err as Error).message };
+      return { object, error: errorText(err) };
     }
   });
 }

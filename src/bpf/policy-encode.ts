@@ -1,5 +1,6 @@
 // A CapturePolicy as map entries (encodePolicy, pure) and as the bytes policy-map.ts
 // writes for one netns cookie.
+import { SluiceError } from '../errors.js';
 import { cidrHasLoopback, ipFamily, parseCidr } from '../policy/net.js';
 import type { CapturePolicy } from '../policy/types.js';
 import {
@@ -46,9 +47,10 @@ export interface PolicyEntries {
   binds: BindKey[];
 }
 
-export class PolicyEncodeError extends Error {
-  override readonly name = 'PolicyEncodeError';
-  readonly code = 'POLICY_NOT_ENCODABLE';
+export class PolicyEncodeError extends SluiceError {
+  constructor(message: string) {
+    super('POLICY_NOT_ENCODABLE', message);
+  }
 }
 
 function cidrsOfFamily(list: string[], family: 4 | 6): string[] {

@@ -1,6 +1,7 @@
 // Kernel feature probes for `sluice doctor` and the daemon: which BPF program types, map
 // types and helpers this kernel has (libbpf_probe_*), and the live sockmap wake-up check
 // that decides whether --accelerate is safe here.
+import { errorText } from '../errors.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -251,7 +252,7 @@ export async function checkSockmapWakeup(opts: WakeupOptions = {}): Promise<Wake
     const redirected = counterSum(countersFd, COUNTER.ACCEL_REDIRECTED);
     return { ...judgeWakeup(out.results, out.stress, redirected), observations: out.results, stress: out.stress, redirected };
   } catch (err) {
-    return unknown((err as Error).message);
+    return unknown(errorText(err));
   } finally {
     lines?.close();
     if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

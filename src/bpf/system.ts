@@ -1,4 +1,5 @@
 // Host facts the loader and `sluice doctor` need: cgroup2 and bpffs mounts, BTF, kernel.
+import { SluiceError } from '../errors.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
@@ -30,9 +31,10 @@ export function bpffsMountFor(dir: string): string | null {
   return candidates.sort((a, b) => b.target.length - a.target.length)[0]?.target ?? null;
 }
 
-export class BpffsError extends Error {
-  override readonly name = 'BpffsError';
-  readonly code = 'BPFFS_UNAVAILABLE';
+export class BpffsError extends SluiceError {
+  constructor(message: string, hint: string) {
+    super('BPFFS_UNAVAILABLE', message, { hint });
+  }
 }
 
 /**
@@ -43,13 +45,13 @@ export function ensureBpffs(dir: string): void {
   if (!bpffsMountFor(dir)) {
     const root = '/sys/fs/bpf';
     if (!dir.startsWith(root + '/') && dir !== root) {
-      throw new BpffsError(`${dir} is not on a bpffs mount; use a directory under ${root} or mount bpffs there first`);
+      throw new BpffsError(`${dir} is not on a bpffs mount`, `use a directory under ${root} or mount bpffs there first`);
     }
     try {
       mkdirSync(root, { recursive: true });
       execFileSync('mount', ['-t', 'bpf', 'bpf', root], { stdio: 'pipe' });
     } catch (e) {
-      throw new BpffsError(`bpffs is not mounted at ${root} and mounting it failed (${(e as Error).message.trim()}); run as root or mount it: mount -t bpf bpf ${root}`);
+      throw new BpffsError(`bpffs is not mounted at ${root} and mounting it failed (${(e as Error).message.trim()})`, `run as root or mount it: mount -t bpf bpf ${root}`);
     }
   }
   mkdirSync(dir, { recursive: true });

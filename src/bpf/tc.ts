@@ -2,6 +2,7 @@
 // egress filter running the pinned programs of bpf/tc_reroute.bpf.c, always inside the
 // POD's netns (`nsenter --net=PATH tc ...`), never the host's. tc, not a tcx link:
 // bpf_link_create resolves an ifindex in the caller's netns, which is the host's here.
+import { SluiceError, errorText } from '../errors.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,9 +39,10 @@ function pinRerouteInstance(netnsCookie: bigint, opts: LoaderOptions): void {
 /** Our filters' preference on an interface, so that removing them touches nothing else. */
 export const REROUTE_TC_PREF = 0x5c1;
 
-export class RerouteAttachError extends Error {
-  override readonly name = 'RerouteAttachError';
-  readonly code = 'REROUTE_ATTACH_FAILED';
+export class RerouteAttachError extends SluiceError {
+  constructor(message: string) {
+    super('REROUTE_ATTACH_FAILED', message);
+  }
 }
 
 /** Never the host netns: the daemon's own namespace is refused outright. */
@@ -101,7 +103,7 @@ export class RerouteAttachments {
     } catch (err) {
       for (const dev of want) detach(netnsPath, dev);
       this.attached.delete(cookie);
-      throw new RerouteAttachError(`tc on the reroute interfaces of ${netnsPath}: ${(err as Error).message}`);
+      throw new RerouteAttachError(`tc on the reroute interfaces of ${netnsPath}: ${errorText(err)}`);
     }
     if (want.size > 0) this.attached.set(cookie, want);
     else if (this.attached.delete(cookie)) unpinRerouteInstances(this.bpffsDir, cookie);

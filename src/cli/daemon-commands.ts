@@ -1,5 +1,6 @@
 // CLI commands that talk to the kernel side: run, status, lookup, uninstall, doctor.
 import { readFileSync } from 'node:fs';
+import { bpfBackend } from '../bpf/backend.js';
 import { BpfDataPlane } from '../bpf/dataplane.js';
 import { DEFAULT_OBJECT_DIR, isInstalled, linkedNetns, uninstall } from '../bpf/loader.js';
 import { InputError } from '../policy/errors.js';
@@ -101,7 +102,7 @@ export async function runRun(flags: RunFlags): Promise<void> {
     ...(flags.bpfObjects ? { objectDir: flags.bpfObjects } : {}),
     ...(flags.holdUnknown ? { holdUnknown: true } : {}),
     ...(flags.maxConnectionsPerPod ? { connectionsPerPod: capacityFlag('--max-connections-per-pod', flags.maxConnectionsPerPod) } : {}),
-  });
+  }, bpfBackend);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGTERM', stop);

@@ -7,7 +7,7 @@ import type { WakeupReport } from '../bpf/probe-facts.js';
 import type { Feature, WakeupOptions } from '../bpf/probes.js';
 import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, parseKernelVersion, runningUpstreamVersion, SOCKMAP_REGRESSION, sockmapRegressionByVersion } from '../bpf/system.js';
 import type { ObjectLoad } from '../bpf/object-probes.js';
-import { SluiceError } from '../errors.js';
+import { SluiceError, errorText } from '../errors.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -150,7 +150,7 @@ export async function collectChecks(probes: Probe[]): Promise<Check[]> {
       const r = await probe();
       checks.push(...(Array.isArray(r) ? r : [r]));
     } catch (e) {
-      checks.push({ name: probe.name || 'probe', status: 'fail', detail: (e as Error).message });
+      checks.push({ name: probe.name || 'probe', status: 'fail', detail: errorText(e) });
     }
   }
   return checks;

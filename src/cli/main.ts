@@ -1,7 +1,6 @@
 // The `sluice` command line.
-import { Command, CommanderError } from 'commander';
-import { SluiceError } from '../errors.js';
-import { InputError } from '../policy/errors.js';
+import { Command } from 'commander';
+import { reportError } from './report-error.js';
 import { runExplain } from './explain.js';
 import { runManifest } from './manifest.js';
 import { runRules } from './rules.js';
@@ -151,27 +150,8 @@ program
     process.exitCode = report.ok ? 0 : 1;
   });
 
-/** Typed errors of the kernel side, matched by name so this file need not load koffi. */
-const USER_FACING = new Set(['LoaderError', 'DemoError', 'NetnsError', 'UnknownNetnsError']);
-
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CommanderError) {
-    // Help and version exit 0; usage errors exit 2, like the rest of the bad-input paths.
-    process.exitCode = e.exitCode === 0 ? 0 : 2;
-  } else if (e instanceof SluiceError) {
-    console.error(`sluice: ${e.describe()}`);
-    process.exitCode = e.exitCode;
-  } else if (e instanceof InputError) {
-    console.error(`sluice: ${e.message}`);
-    process.exitCode = 2;
-  } else if (e instanceof Error && USER_FACING.has(e.name)) {
-    // Their messages say what to do; a stack would only bury that.
-    console.error(`sluice: ${e.message}`);
-    process.exitCode = 1;
-  } else {
-    console.error(`sluice: ${(e as Error).stack ?? e}`);
-    process.exitCode = 1;
-  }
+  process.exitCode = reportError(e);
 }

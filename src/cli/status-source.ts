@@ -1,5 +1,6 @@
 // `sluice status --source ...`: each pod the source knows, what its policy is, and whether
 // the kernel holds it, read straight from the source and the pinned maps (no daemon needed).
+import { errorText } from '../errors.js';
 import type { BpfDataPlane } from '../bpf/dataplane.js';
 import { buildPolicies } from '../policy/build.js';
 import type { NodeConfig } from '../policy/config.js';
@@ -52,7 +53,7 @@ export async function sourcePodStatus(dp: BpfDataPlane, flags: SourceFlags, conf
       try {
         cookie = dp.cookieOf(target.path);
       } catch (e) {
-        problem = (e as Error).message;
+        problem = errorText(e);
       }
     }
     return {

@@ -1,6 +1,7 @@
 // The daemon's HTTP API: health, readiness, metrics, pods and lookups.
+import { errorText } from '../errors.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { DataPlane } from './dataplane.js';
+import type { DataPlane } from '../dataplane/index.js';
 import { lookup } from './lookup.js';
 import type { Metrics } from './metrics.js';
 import type { SourceStatus } from '../sources/record.js';
@@ -34,7 +35,7 @@ export function wildcardListenWarning(host: string): string | null {
 
 export function createHttpServer(deps: HttpDeps): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
-    handle(deps, req, res).catch((e) => send(res, 500, { error: (e as Error).message }));
+    handle(deps, req, res).catch((e) => send(res, 500, { error: errorText(e) }));
   });
 }
 

@@ -3,7 +3,7 @@
 // answers SO_ORIGINAL_DST with 15006), so such a pod is left to iptables, and reported.
 // The check runs once per netns, off the event loop (iptables-save inside the netns).
 import { execFile } from 'node:child_process';
-import { findTool } from '../lab/tools.js';
+import { findTool } from '../system/tools.js';
 
 export type ChainsVerdict = 'present' | 'absent' | 'unknown';
 

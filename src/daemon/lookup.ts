@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:net';
 import { chmodSync, chownSync, rmSync } from 'node:fs';
 import { formatEndpoint, parseEndpoint } from '../policy/net.js';
-import type { DataPlane } from './dataplane.js';
+import type { DataPlane } from '../dataplane/index.js';
 import type { LookupVia, Metrics } from './metrics.js';
 
 const MAX_U64 = (1n << 64n) - 1n;

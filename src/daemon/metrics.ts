@@ -2,7 +2,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SourceStatus } from '../sources/record.js';
 import type { Outcome } from '../policy/types.js';
-import type { DataPlane } from './dataplane.js';
+import type { DataPlane } from '../dataplane/index.js';
 
 export type ReconcileErrorReason = 'policy_rejected' | 'netns_missing' | 'netns_unavailable' | 'netns_refused' | 'netns_moved' | 'map_full' | 'map_write' | 'netns_conflict' | 'netns_pending' | 'double_capture';
 /** How long one walk of the maps serves /metrics scrapes. */

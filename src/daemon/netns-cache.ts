@@ -3,7 +3,7 @@
 // still names the same namespace (dev and inode, one stat), for at most `ttlMs`, so a
 // recycled inode number can mislead for that long at most.
 import { statSync } from 'node:fs';
-import type { NetnsResolver } from './dataplane.js';
+import type { NetnsResolver } from '../dataplane/index.js';
 
 interface Entry {
   dev: number;

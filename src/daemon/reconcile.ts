@@ -1,9 +1,10 @@
 // Level-triggered reconcile: desired policy per pod → the minimal map writes.
 // Safe to run any number of times; restart adoption and live changes are the same path.
+import { errorText } from '../errors.js';
 import type { PodRecord } from '../sources/record.js';
 import type { ChainsVerdict, IstioChainsCheck } from './istio-iptables.js';
 import type { CapturePolicy } from '../policy/types.js';
-import { MapFullError, NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from './dataplane.js';
+import { MapFullError, NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from '../dataplane/index.js';
 import type { Metrics, ReconcileErrorReason } from './metrics.js';
 
 export interface PodState {
@@ -231,8 +232,8 @@ export class Reconciler {
           this.metrics.mapWrites.inc({ op: 'apply' });
           this.log.info({ pod: key, netnsCookie: cookie.toString(), reason: last ? 'changed' : 'new' }, 'pod policy applied');
         } catch (e) {
-          if (e instanceof MapFullError) return reject('map_full', e.message, true);
-          return reject('map_write', `writing the policy failed: ${(e as Error).message}`, true);
+          if (e instanceof MapFullError) return reject('map_full', e.summary(), true);
+          return reject('map_write', `writing the policy failed: ${errorText(e)}`, true);
         }
       }
       const applied = { cookie, policy: result.policy, json };
@@ -268,7 +269,7 @@ export class Reconciler {
         this.log.info({ netnsCookie: cookie.toString(), reason: 'no pod wants it' }, 'pod policy removed');
       } catch (e) {
         this.metrics.reconcileErrors.inc({ reason: 'map_write' });
-        this.log.error({ netnsCookie: cookie.toString(), reason: 'map_write', error: (e as Error).message }, 'removing a policy failed');
+        this.log.error({ netnsCookie: cookie.toString(), reason: 'map_write', error: errorText(e) }, 'removing a policy failed');
       }
     }
 

@@ -1,13 +1,12 @@
 // `sluice run`: load (or adopt) the data plane, keep pod policies in sync with the
 // source, and serve HTTP and the lookup socket. Exiting never detaches anything:
 // interception goes on while the daemon is down, and the next one adopts the pins.
+import { errorText } from '../errors.js';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
+import { release } from 'node:os';
 import pino from 'pino';
-import { BpfDataPlane } from '../bpf/dataplane.js';
-import { lockPinDir } from '../bpf/pin-lock.js';
-import { checkSockmapWakeup, type WakeupOptions, type WakeupReport } from '../bpf/probes.js';
-import { findCgroup2Mount, kernelRelease } from '../bpf/system.js';
+import type { DataPlaneBackend, SockmapCheck } from '../dataplane/index.js';
 import { InputError } from '../policy/errors.js';
 import type { NodeConfig } from '../policy/config.js';
 import { fileFeed } from '../sources/file-feed.js';
@@ -37,8 +36,10 @@ export interface DaemonOptions {
   accelerate: boolean;
   /** Accelerate even then (benchmarks, or a workload known to be unaffected). */
   accelerateForce?: boolean;
-  /** The live sockmap check; tests inject their own. */
-  sockmapCheck?: (opts: WakeupOptions) => Promise<WakeupReport>;
+  /** The live sockmap check; the backend's unless given (tests inject their own). */
+  sockmapCheck?: SockmapCheck;
+  /** The running kernel's release, named when acceleration is refused. */
+  kernelRelease?: () => string;
   objectDir?: string;
   /** Map capacity: captured pods, and concurrent captured connections. */
   capacity?: { pods?: number; connections?: number };
@@ -73,15 +74,17 @@ export function parseListen(listen: string): { host: string; port: number } {
  */
 export async function decideAcceleration(opts: DaemonOptions, log: pino.Logger): Promise<boolean> {
   if (!opts.accelerate && !opts.accelerateForce) return false;
-  const check = opts.sockmapCheck ?? checkSockmapWakeup;
+  const check = opts.sockmapCheck;
+  if (!check) throw new Error('decideAcceleration needs opts.sockmapCheck (runDaemon passes the backend\'s)');
   const report = await check(opts.objectDir ? { objectDir: opts.objectDir } : {});
   log.info({ reason: 'sockmap_check', verdict: report.verdict, summary: report.summary, stress: report.stress }, 'sockmap regression check');
   if (report.verdict === 'ok') return true;
+  const kernel = (opts.kernelRelease ?? release)();
   const problem =
     report.verdict === 'regressed'
-      ? `this kernel (${kernelRelease()}) has the sockmap regression: ${report.summary}`
+      ? `this kernel (${kernel}) has the sockmap regression: ${report.summary}`
       : report.verdict === 'limited'
-        ? `this kernel (${kernelRelease()}) has the older sockmap FIONREAD limitation: ${report.summary}`
+        ? `this kernel (${kernel}) has the older sockmap FIONREAD limitation: ${report.summary}`
         : `the sockmap regression check could not decide (${report.verdict.slice('unknown: '.length)})`;
   if (opts.accelerateForce) {
     log.warn({ reason: 'accelerate_forced', verdict: report.verdict }, `--accelerate-force: sk_msg acceleration is ON although ${problem}; epoll clients may stall and FIONREAD may read 0`);
@@ -122,23 +125,22 @@ function makeFeed(spec: ReturnType<typeof parseSourceSpec>, opts: DaemonOptions,
   });
 }
 
-export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
+export async function runDaemon(opts: DaemonOptions, backend: DataPlaneBackend): Promise<Daemon> {
   const log = pino({ base: { component: 'sluice' } });
   const spec = parseSourceSpec(opts.source);
   const hooks: FeedHooks = { metrics: null };
   const feed = makeFeed(spec, opts, log, hooks);
   const listen = parseListen(opts.listen);
-  const accelerate = await decideAcceleration(opts, log);
-  const cgroupDir = opts.cgroup ?? findCgroup2Mount();
+  const accelerate = await decideAcceleration({ sockmapCheck: backend.sockmapCheck, kernelRelease: backend.kernelRelease, ...opts }, log);
+  const cgroupDir = opts.cgroup ?? backend.findCgroup2Mount();
   if (!cgroupDir) throw new InputError('NO_CGROUP2', 'no cgroup2 filesystem is mounted; mount one or pass --cgroup DIR');
 
   // One writer per pin directory: a second daemon (a surge) waits here until the first exits.
-  const lock = await lockPinDir(opts.bpffs, {
+  const lock = await backend.lockPinDir(opts.bpffs, {
     onWait: () => log.warn({ reason: 'pin_dir_locked', bpffs: opts.bpffs }, 'another sluice daemon holds the pin directory; waiting for it to exit'),
   });
-  const dataPlane = BpfDataPlane.install({
+  const dataPlane = backend.install({
     cgroupDir,
-    allowCgroupRoot: true,
     bpffsDir: opts.bpffs,
     ...(opts.objectDir ? { objectDir: opts.objectDir } : {}),
     ...(opts.capacity ? { capacity: opts.capacity } : {}),
@@ -147,7 +149,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
   if (opts.hostNetns) dataPlane.guard = { hostNetns: [opts.hostNetns] };
   // A quarter of the pinned map by default: one pod can never fill the node's table.
-  dataPlane.setConnQuota(opts.connectionsPerPod ?? Math.max(1, Math.floor(dataPlane.maps.info('sluice_conns').maxEntries / 4)));
+  dataPlane.setConnQuota(opts.connectionsPerPod ?? Math.max(1, Math.floor(dataPlane.connectionCapacity() / 4)));
   // Under the lock, so no other writer's staged sets are mistaken for a crash's.
   const garbage = dataPlane.collectGarbage();
   if (garbage.sets + garbage.addrs > 0) log.warn({ reason: 'garbage_collected', ...garbage }, 'deleted map entries a crashed daemon left behind');
@@ -179,7 +181,7 @@ export async function runDaemon(opts: DaemonOptions): Promise<Daemon> {
     try {
       read = feed.read();
     } catch (e) {
-      for (const error of sourceErrors.fresh([(e as Error).message])) {
+      for (const error of sourceErrors.fresh([errorText(e)])) {
         metrics.sourceErrors.inc();
         log.error({ reason: 'source_unreadable', error }, 'source not read; keeping current policies');
       }

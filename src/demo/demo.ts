@@ -3,6 +3,7 @@
 // requests go between the pods; the demo prints the path each took and what HAProxy saw
 // (SO_ORIGINAL_DST), then removes everything it made. Nothing touches the host's network
 // namespace or root cgroup: the programs attach to the demo's own child cgroup.
+import { SluiceError } from '../errors.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -16,8 +17,10 @@ import { stopChild } from '../lab/pod-process.js';
 import { BPFFS_ROOT, reapStalePinDirs, removePinDir } from '../lab/pins.js';
 import { formatEndpoint } from '../policy/net.js';
 
-export class DemoError extends Error {
-  override readonly name = 'DemoError';
+export class DemoError extends SluiceError {
+  constructor(message: string) {
+    super('DEMO_FAILED', message);
+  }
 }
 
 export interface DemoOptions {

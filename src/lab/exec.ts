@@ -1,4 +1,5 @@
 // Runs a command and collects its output; the error names the command and its stderr.
+import { SluiceError } from '../errors.js';
 import { spawn } from 'node:child_process';
 
 export interface ExecResult {
@@ -6,15 +7,15 @@ export interface ExecResult {
   stderr: string;
 }
 
-export class ExecError extends Error {
-  override readonly name = 'ExecError';
+export class ExecError extends SluiceError {
   constructor(
     readonly command: string,
-    readonly code: number | null,
+    /** The exit status; null when the command did not run (or was killed). */
+    readonly status: number | null,
     readonly stderr: string,
     readonly stdout = '',
   ) {
-    super(`\`${command}\` failed (exit ${code}): ${stderr.trim() || '(no stderr)'}`);
+    super('EXEC_FAILED', `\`${command}\` failed (exit ${status}): ${stderr.trim() || '(no stderr)'}`);
   }
 }
 

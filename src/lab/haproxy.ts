@@ -18,7 +18,7 @@
 // HAProxy answers 508 at once instead of looping until it runs out of connections.
 import type { PodName } from './mesh-topology.js';
 import { startPodProcess, waitListening, type PodProcess, type PodProcessOptions } from './pod-process.js';
-import { tool } from './tools.js';
+import { tool } from '../system/tools.js';
 
 export const HOP_HEADER = 'x-sluice-hop';
 export const VIA_HEADER = 'x-sluice-via';

@@ -20,7 +20,7 @@ import { findCgroup2Mount } from '../bpf/system.js';
 import { exec } from './exec.js';
 import { destroyCgroup } from './cgroup.js';
 import { deleteNetns, NETNS_PREFIX, pidAlive, waitUsable, type Netns } from './netns.js';
-import { tool } from './tools.js';
+import { tool } from '../system/tools.js';
 
 export type PodName = 'a' | 'b';
 export const POD_NAMES: readonly PodName[] = Object.freeze(['a', 'b']);

@@ -13,7 +13,7 @@ import type { Endpoint } from '../policy/types.js';
 import { ERROR_HEADER, HOP_HEADER, renderHaproxyConfig, startHaproxy, type HaproxyConfigOptions } from './haproxy.js';
 import { MESH_ADDRESSES, POD_NAMES, type MeshTopology, type PodName } from './mesh-topology.js';
 import { processIdentity, runInPod, startPodProcess, waitForLine, type Identity, type PodProcess, type PodProcessOptions } from './pod-process.js';
-import { findTool } from './tools.js';
+import { findTool } from '../system/tools.js';
 
 export const MESH_APP_PORT = 8080;
 export const MESH_APP: Identity = Object.freeze({ uid: 1000, gid: 1000 });

@@ -1,7 +1,7 @@
 // Network namespaces of the lab (tests, demo, bench): every name starts with
 // `sluice-test-<pid>-`, so leftovers of a killed run are found and only ours are deleted.
 import { exec, tryExec } from './exec.js';
-import { tool } from './tools.js';
+import { tool } from '../system/tools.js';
 
 export const NETNS_PREFIX = 'sluice-test-';
 

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { exec } from './exec.js';
 import type { Netns } from './netns.js';
-import { tool } from './tools.js';
+import { tool } from '../system/tools.js';
 
 export interface Identity {
   uid: number;

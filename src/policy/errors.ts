@@ -1,4 +1,5 @@
 // Typed errors: a stable code, and a message that names the input and the fix.
+import { SluiceError } from '../errors.js';
 
 export type PolicyErrorCode =
   | 'BAD_CIDR'
@@ -18,10 +19,10 @@ export type PolicyErrorCode =
 const QUOTED_MAX = 200;
 const quoted = (v: string) => JSON.stringify(v.length > QUOTED_MAX ? `${v.slice(0, QUOTED_MAX)}...` : v);
 
-export class PolicyError extends Error {
-  override readonly name = 'PolicyError';
+export class PolicyError extends SluiceError {
+  declare readonly code: PolicyErrorCode;
   constructor(
-    readonly code: PolicyErrorCode,
+    code: PolicyErrorCode,
     /** The object the bad value came from, e.g. `Pod default/app` or `Sidecar ns/x`. */
     readonly object: string,
     /** The field, e.g. an annotation key or `spec.ingress[0].port.number`. */
@@ -29,7 +30,7 @@ export class PolicyError extends Error {
     readonly value: string,
     readonly fix: string,
   ) {
-    super(`${object}: ${field}=${quoted(value)} is invalid: ${fix}`);
+    super(code, `${object}: ${field}=${quoted(value)} is invalid: ${fix}`);
   }
 
   toJSON(): Record<string, string> {
@@ -38,9 +39,8 @@ export class PolicyError extends Error {
 }
 
 /** A usage error from the CLI or a source: exit code 2. */
-export class InputError extends Error {
-  override readonly name = 'InputError';
-  constructor(readonly code: string, message: string) {
-    super(message);
+export class InputError extends SluiceError {
+  constructor(code: string, message: string, hint?: string) {
+    super(code, message, { exitCode: 2, ...(hint ? { hint } : {}) });
   }
 }

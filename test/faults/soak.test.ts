@@ -167,7 +167,8 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
     t.deepEqual(scrapeErrors, [], 'every /metrics scrape answered within 30 s');
     t.log(`last sample: rss ${last.rss.toFixed(1)} MiB, ${last.fds} fds, loop p99 ${last.loop.toFixed(2)} ms, ${last.conns} records, ${last.policy} policy entries`);
     t.log(`slopes per minute over the second half: ${Object.entries(slopes).map(([k, v]) => `${k} ${v.toFixed(3)} (bound ${BOUNDS[k as keyof typeof BOUNDS]})`).join(', ')}`);
-    for (const [k, v] of Object.entries(slopes)) t.true(Math.abs(v) <= BOUNDS[k as keyof typeof BOUNDS], `${k}: slope ${v.toFixed(3)}/min`);
+    // Only growth counts: a falling RSS or delay (GC settling, load elsewhere easing) is no leak.
+    for (const [k, v] of Object.entries(slopes)) t.true(v <= BOUNDS[k as keyof typeof BOUNDS], `${k}: slope ${v.toFixed(3)}/min`);
     for (const [i, r] of results.entries()) {
       t.is(r.failed, 0, `client ${i}: failed connections: ${r.seen.join(' | ')}`);
       t.is(r.wrong, 0, `client ${i}: mis-steered replies: ${r.seen.join(' | ')}`);

@@ -6,7 +6,7 @@ import { createConnection, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { groupFlag } from '../../src/cli/daemon-commands.js';
-import type { DataPlane } from '../../src/daemon/dataplane.js';
+import type { DataPlane } from '../../src/dataplane/index.js';
 import { wildcardListenWarning } from '../../src/daemon/http.js';
 import { lookup, MAX_LINE, serveLookupSocket } from '../../src/daemon/lookup.js';
 import { Metrics } from '../../src/daemon/metrics.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { NetnsError } from '../../src/daemon/dataplane.js';
+import { NetnsError } from '../../src/dataplane/index.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { Reconciler } from '../../src/daemon/reconcile.js';
 import { annotationNetns } from '../../src/sources/file-feed.js';

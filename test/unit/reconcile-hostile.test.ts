@@ -3,7 +3,7 @@
 // path names another live netns (a reused /proc/PID) is not silently moved.
 import test from 'ava';
 import { buildPolicies, DEFAULT_CONFIG, type CapturePolicy, type Pod } from '../../src/policy/index.js';
-import { NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from '../../src/daemon/dataplane.js';
+import { NetnsError, NetnsRefusedError, type DataPlane, type NetnsResolver } from '../../src/dataplane/index.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { Reconciler, type Logger } from '../../src/daemon/reconcile.js';
 import { annotationNetns } from '../../src/sources/file-feed.js';

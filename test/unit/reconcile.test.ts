@@ -1,6 +1,6 @@
 import test from 'ava';
 import { buildPolicies, DEFAULT_CONFIG, type CapturePolicy, type Endpoint, type Pod } from '../../src/policy/index.js';
-import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from '../../src/daemon/dataplane.js';
+import { MapFullError, NetnsError, type DataPlane, type NetnsResolver } from '../../src/dataplane/index.js';
 import { Metrics } from '../../src/daemon/metrics.js';
 import { Reconciler, type Logger } from '../../src/daemon/reconcile.js';
 import { annotationNetns } from '../../src/sources/file-feed.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { createBpffsDir, createCgroup, startServer, TEST_PREFIX, type TestCgroup, type TestServer } from '../bpf-fixture.js';
-import { exec, tryExec } from './exec.js';
+import { exec, ExecError, tryExec } from './exec.js';
 import { findTool, REPO_ROOT, scaled, tool } from './requirements.js';
 import { createTopology, deleteNetns, NETNS_PREFIX, pidAlive, type Topology } from './topology.js';
 
@@ -390,5 +390,5 @@ export async function links(): Promise<LinkInfo[]> {
 /** `ls -A DIR`: what an operator sees in the pin directory. */
 export async function lsPinDir(dir: string): Promise<RunResult> {
   const r = await tryExec('ls', ['-A', dir]);
-  return r instanceof Error ? { code: (r as { code: number | null }).code, stdout: '', stderr: r.message } : { code: 0, stdout: r.stdout, stderr: r.stderr };
+  return r instanceof Error ? { code: (r as ExecError).status, stdout: '', stderr: r.message } : { code: 0, stdout: r.stdout, stderr: r.stderr };
 }

@@ -114,7 +114,7 @@ export async function probeConnect(opts: ConnectOptions): Promise<ProbeResult> {
     else ({ stdout } = await exec('/bin/sh', ['-c', CGROUP_EXEC, opts.cgroupPath, PROBE_PATH, ...args], { timeoutMs }));
   } catch (err) {
     // Exit 1 is a reported failure (JSON on stdout); anything else is a harness problem.
-    if (!(err instanceof ExecError) || err.code !== 1 || !err.stdout.trim()) throw err;
+    if (!(err instanceof ExecError) || err.status !== 1 || !err.stdout.trim()) throw err;
     stdout = err.stdout;
   }
   return JSON.parse(stdout.trim()) as ProbeResult;

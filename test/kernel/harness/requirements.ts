@@ -2,9 +2,9 @@
 // skip) when it throws: a suite that silently skips proves nothing.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { findTool } from '../../../src/lab/tools.js';
+import { findTool } from '../../../src/system/tools.js';
 
-export { findTool, tool } from '../../../src/lab/tools.js';
+export { findTool, tool } from '../../../src/system/tools.js';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { exec } from '../../../src/lab/exec.js';
 import { deleteNetns, NETNS_PREFIX, waitUsable, type Netns } from '../../../src/lab/netns.js';
-import { tool } from '../../../src/lab/tools.js';
+import { tool } from '../../../src/system/tools.js';
 import { ADDRESSES, type Addresses } from '../../support/addresses.js';
 
 export { deleteNetns, NETNS_PREFIX, pidAlive, reapStaleNamespaces, waitUsable, type Netns } from '../../../src/lab/netns.js';

@@ -1,4 +1,4 @@
-// Finds the system tools the lab and the demo run (ip, ss, haproxy...) by absolute path.
+// Finds the system tools sluice runs (ip, nsenter, iptables-save; the lab's ss, haproxy...) by absolute path.
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
