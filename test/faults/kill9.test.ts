@@ -7,74 +7,22 @@
 // connections to a pod address are keyed without the netns (pod addresses are unique on
 // a real node), so two pods sharing one would overwrite each other's records.
 import test from 'ava';
-import { createInterface } from 'node:readline';
 import { decodePodPolicy, decodePortKey, decodeU64, PORT_SET } from '../../src/bpf/codec.js';
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { netnsCookie } from '../../src/bpf/netns.js';
-import { bpfRequirementsMissing, reapStale, spawnInCgroup } from '../kernel/bpf-fixture.js';
-import { createWorld, killAllDaemons, reapStaleWorkDirs, sourceYaml, startDaemon, waitFor, type Daemon, type World } from '../kernel/harness/daemon.js';
+import { bpfRequirementsMissing } from '../kernel/bpf-fixture.js';
+import { createWorld, killAllDaemons, reapStaleWorld, sourceYaml, startDaemon, waitFor, type Daemon } from '../kernel/harness/daemon.js';
 import { spawnDaemon } from '../kernel/harness/spawn-daemon.js';
-import { reapStaleNamespaces } from '../kernel/harness/topology.js';
+import { runClient } from './load-client.js';
 
 const missing = bpfRequirementsMissing();
 const LOAD_SECONDS = 30;
 const EXCLUDE_PORTS = 'traffic.sidecar.istio.io/excludeOutboundPorts';
 
-/** Connects to 10.2.0.5:80 as fast as it can as the app (uid 1000), checking every reply. */
-const CLIENT = `
-import encodings.idna, json, os, socket, sys, time
-os.setgid(1000); os.setuid(1000)
-want, seconds = sys.argv[1], float(sys.argv[2])
-ok = wrong = failed = 0
-seen = {}
-end = time.time() + seconds
-while time.time() < end:
-    try:
-        s = socket.create_connection(('10.2.0.5', 80), timeout=5)
-        s.sendall(b'kill9\\n')
-        data = b''
-        while not data.endswith(b'\\n'):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        r = json.loads(data)
-        if r['server'] == want and r['port'] == 15001 and r['origDst'] == '10.2.0.5:80':
-            ok += 1
-        else:
-            wrong += 1
-            seen['%s:%s origDst=%s' % (r['server'], r['port'], r['origDst'])] = 1
-    except Exception as e:
-        failed += 1
-        seen[repr(e)[:100]] = 1
-print(json.dumps({'ok': ok, 'wrong': wrong, 'failed': failed, 'seen': list(seen)[:10]}), flush=True)
-`;
-
-interface LoadResult {
-  ok: number;
-  wrong: number;
-  failed: number;
-  seen: string[];
-}
-
-function runClient(w: World, i: number): Promise<LoadResult> {
-  const child = spawnInCgroup(w.cg, 'nsenter', [`--net=${w.pods[0]!.pod.path}`, 'python3', '-c', CLIENT, 'pod0', String(LOAD_SECONDS)]);
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l) as LoadResult));
-    child.once('exit', (code) => reject(new Error(`load client ${i} exited ${code}: ${stderr}`)));
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  reapStaleWorkDirs();
+  if (!missing) await reapStaleWorld();
 });
 
 test.after.always(() => killAllDaemons());
@@ -94,7 +42,8 @@ test.serial(`kill -9 at random moments, mid-reconcile included, under ${LOAD_SEC
     let d: Daemon = await start();
     await waitFor('/readyz', async () => ((await d.get('/readyz')).status === 200 ? true : undefined), 15_000);
 
-    const load = Promise.all([runClient(w, 0), runClient(w, 1)]);
+    const client = ['10.2.0.5', '80', 'pod0', '15001', '10.2.0.5:80', String(LOAD_SECONDS), '1000'];
+    const load = Promise.all([runClient(w, w.pods[0]!.pod.path, client), runClient(w, w.pods[0]!.pod.path, client)]);
     await d.kill9();
     const until = Date.now() + LOAD_SECONDS * 1000 - 3000;
     let kills = 1;

@@ -9,9 +9,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { stringify } from 'yaml';
 import { SluiceMaps } from '../../src/bpf/maps.js';
-import { bpfRequirementsMissing, reapStale } from '../kernel/bpf-fixture.js';
-import { createWorld, killAllDaemons, metric, parseMetrics, podObject, reapStaleWorkDirs, startDaemon, waitFor } from '../kernel/harness/daemon.js';
-import { reapStaleNamespaces } from '../kernel/harness/topology.js';
+import { bpfRequirementsMissing } from '../kernel/bpf-fixture.js';
+import { createWorld, killAllDaemons, metric, parseMetrics, podObject, reapStaleWorld, startDaemon, waitFor } from '../kernel/harness/daemon.js';
 import { runClient } from './load-client.js';
 
 const missing = bpfRequirementsMissing();
@@ -79,10 +78,7 @@ async function lookups(path: string, until: number): Promise<{ answered: number;
 }
 
 test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  reapStaleWorkDirs();
+  if (!missing) await reapStaleWorld();
 });
 
 test.after.always(() => killAllDaemons());

@@ -12,9 +12,8 @@ import { COUNTER, decodePodPolicy, decodeU64, encodeU32, LAYOUTS } from '../../s
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { recoverMigration } from '../../src/bpf/migrate.js';
 import { netnsCookie } from '../../src/bpf/netns.js';
-import { bpfRequirementsMissing, reapStale } from '../kernel/bpf-fixture.js';
-import { createWorld, killAllDaemons, reapStaleWorkDirs, sourceYaml, startDaemon, waitFor } from '../kernel/harness/daemon.js';
-import { reapStaleNamespaces } from '../kernel/harness/topology.js';
+import { bpfRequirementsMissing } from '../kernel/bpf-fixture.js';
+import { createWorld, killAllDaemons, reapStaleWorld, sourceYaml, startDaemon, waitFor } from '../kernel/harness/daemon.js';
 import { runClient } from './load-client.js';
 
 const missing = bpfRequirementsMissing();
@@ -44,10 +43,7 @@ function buildVariant(): string {
 }
 
 test.before(async () => {
-  if (missing) return;
-  await reapStaleNamespaces();
-  reapStale();
-  reapStaleWorkDirs();
+  if (!missing) await reapStaleWorld();
 });
 
 test.after.always(() => killAllDaemons());
