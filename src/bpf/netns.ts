@@ -25,7 +25,7 @@ const OWN_NETNS = '/proc/self/ns/net';
 
 export class NativeHelperError extends SluiceError {
   constructor(path: string) {
-    super('NATIVE_HELPER_MISSING', `the native helper ${path} is missing`, { hint: 'run `make -C native -f netns.mk` (or `npm run build`)' });
+    super('NATIVE_HELPER_MISSING', `the native helper ${path} is missing`, { hint: 'run `make -C native` (or `npm run build`)' });
   }
 }
 
