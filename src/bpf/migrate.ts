@@ -14,8 +14,8 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as bpf from './libbpf.js';
+import { mapInfoOf } from './map-info.js';
 
-const MAP_INFO_SIZE = 88;
 const COMMITTED = 'committed';
 
 // Map types whose entries can be read and written back from user space.
@@ -66,9 +66,8 @@ export function migrateDir(root: string): string {
 }
 
 function shapeOf(fd: number, what: string): Shape {
-  const info = Buffer.alloc(MAP_INFO_SIZE);
-  bpf.objInfo(fd, info, what);
-  return { type: info.readUInt32LE(0), keySize: info.readUInt32LE(8), valueSize: info.readUInt32LE(12), maxEntries: info.readUInt32LE(16) };
+  const { type, keySize, valueSize, maxEntries } = mapInfoOf(fd, what);
+  return { type, keySize, valueSize, maxEntries };
 }
 
 /**
