@@ -115,7 +115,8 @@ EOF
 # Boots; returns the guest command's exit code (124 on timeout, 125 when it never ran).
 boot_vm() {
   local kernel=$1 initrd=$2 log=$3 limit=$4
-  qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 4G -smp 2 -display none -monitor none \
+  # niced: TCG takes every core it is given, and the host may be running other tests.
+  nice -n "${SLUICE_VM_NICE:-10}" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 4G -smp 2 -display none -monitor none \
     -no-reboot -kernel "$kernel" -initrd "$initrd" -append "console=ttyS0 panic=-1 loglevel=4" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -device virtio-rng-pci -nic none -serial "file:$log" &
@@ -141,4 +142,43 @@ ava_summary() {
   local s
   s=$(tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;]*m//g' | grep -oE '^ *[0-9]+ (tests? (passed|failed)|known failures?|tests? skipped|tests? todo|uncaught exceptions?|unhandled rejections?)' | sed 's/^ *//' | paste -sd, - | sed 's/,/, /g')
   echo "${s:-no ava summary}"
+}
+
+# The test files the ava globs name (negations start with !), resolved here: the guest
+# sees the same tree.
+expand_tests() {
+  "$ROOT/node_modules/.bin/node" -e '
+    const { globSync } = require("node:fs");
+    const pats = process.argv.slice(1);
+    const exclude = pats.filter((p) => p.startsWith("!")).map((p) => p.slice(1));
+    const files = pats.filter((p) => !p.startsWith("!")).flatMap((p) => globSync(p, { exclude }));
+    console.log([...new Set(files)].sort().join("\n"));' "$@"
+}
+
+# A guest command running ava once per file; each file ends with a SLUICE-VM-FILE line.
+per_file_cmd() {
+  local ava=$1 f; shift
+  printf 'rc=0; for f in'
+  for f in "$@"; do printf ' %q' "$f"; done
+  printf '; do echo "SLUICE-VM-START $f"; s=$(date +%%s); %s "$f"; r=$?; [ $r = 0 ] || rc=$r; echo "SLUICE-VM-FILE $f rc=$r secs=$(( $(date +%%s) - s ))"; done; (exit $rc)' "$ava"
+}
+
+# One line per file of a --per-file log: name, exit code, wall time, ava's counts; a file
+# still running when the guest was stopped is named too.
+per_file_summary() {
+  local log=$1 seg running=''
+  seg=$(mktemp "${TMPDIR:-/tmp}/sluice-test-vm-seg.XXXXXX")
+  while IFS= read -r line; do
+    if [[ $line == SLUICE-VM-START\ * ]]; then
+      running=${line#SLUICE-VM-START } && : >"$seg"
+    elif [[ $line == SLUICE-VM-FILE\ * ]]; then
+      read -r _ f rc secs <<<"$line"
+      echo "$f: exit ${rc#rc=} in ${secs#secs=}s ($(ava_summary "$seg"))"
+      running=''
+    else
+      printf '%s\n' "$line" >>"$seg"
+    fi
+  done < <(tr -d '\r' <"$log")
+  [ -z "$running" ] || echo "$running: not finished when the guest stopped ($(ava_summary "$seg") so far)"
+  rm -f "$seg"
 }
