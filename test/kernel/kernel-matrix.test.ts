@@ -20,13 +20,21 @@ async function testVm(kernel: string, args: string[]): Promise<{ code: number; o
     ({ stdout, stderr }) => ({ code: 0, out: stdout + stderr }),
     (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, out: (e.stdout ?? '') + (e.stderr ?? '') }),
   );
-  return { code, out, console: readFileSync(join(REPO_ROOT, `.cache/kernels/last-${kernel}.log`), 'utf8') };
+  const log = readFileSync(join(REPO_ROOT, `.cache/kernels/last-${kernel}.log`), 'utf8');
+  return { code, out, console: log };
+}
+
+/** The kernel the guest booted, from its own uname and /proc/version, for CI's log. */
+function ranKernel(t: { log: (...a: string[]) => void }, consoleLog: string): void {
+  const line = /SLUICE-VM-KERNEL (\S+) .*(Debian \S+)/.exec(consoleLog);
+  t.log(`kernel that ran: ${line ? `${line[1]} (${line[2]})` : 'none (the guest never reached its test script)'}`);
 }
 
 test.serial('Debian 12 (6.1): sluice loads and captures, the UDP owner through the bpf_probe_read_kernel fallback', async (t) => {
   if (missing.length) return t.fail(`the kernel matrix needs ${missing.join(', ')}: run ./scripts/setup`);
   t.timeout(900_000);
   const r = await testVm('6.1', ['--tests', 'test/kernel/{kernel-support,bpf-capture}.test.ts', '--match', '*doctor*', '--match', '*DNS capture*', '--match', '*reaches the outbound listener*', '--match', "*proxy's own connection*"]);
+  ranKernel(t, r.console);
   t.log(r.out.split('\n').filter((l) => l.includes('test-vm:') || l.startsWith('  6.1')).join('\n'));
   t.regex(r.console, /SLUICE-VM-KERNEL 6\.1\.\S+ .*Debian 6\.1\.\d+/, 'the guest ran Debian 6.1');
   t.regex(r.console, /\b5 tests passed/, 'the five chosen tests ran and passed');
@@ -37,6 +45,8 @@ test.serial('Debian 11 (5.10): doctor and sluice run refuse it, naming the missi
   if (missing.length) return t.fail(`the kernel matrix needs ${missing.join(', ')}: run ./scripts/setup`);
   t.timeout(900_000);
   const r = await testVm('5.10', ['--tests', 'test/kernel/kernel-support.test.ts']);
+  ranKernel(t, r.console);
+  t.log(r.out.split('\n').filter((l) => l.includes('test-vm:') || l.startsWith('  5.10')).join('\n'));
   t.regex(r.console, /SLUICE-VM-KERNEL 5\.10\.\S+ /);
   t.regex(r.console, /missing here: .*bpf_get_netns_cookie in sock_ops.*ctx->ingress_ifindex in sk_lookup/);
   t.regex(r.console, /\b2 tests passed/);
