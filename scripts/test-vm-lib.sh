@@ -145,14 +145,14 @@ ava_summary() {
 }
 
 # The test files the ava globs name (negations start with !), resolved here: the guest
-# sees the same tree.
+# sees the same tree. Files run in the order of the globs, each glob's sorted.
 expand_tests() {
   "$ROOT/node_modules/.bin/node" -e '
     const { globSync } = require("node:fs");
     const pats = process.argv.slice(1);
     const exclude = pats.filter((p) => p.startsWith("!")).map((p) => p.slice(1));
-    const files = pats.filter((p) => !p.startsWith("!")).flatMap((p) => globSync(p, { exclude }));
-    console.log([...new Set(files)].sort().join("\n"));' "$@"
+    const files = pats.filter((p) => !p.startsWith("!")).flatMap((p) => globSync(p, { exclude }).sort());
+    console.log([...new Set(files)].join("\n"));' "$@"
 }
 
 # A guest command running ava once per file; each file ends with a SLUICE-VM-FILE line.
