@@ -144,15 +144,18 @@ ava_summary() {
   echo "${s:-no ava summary}"
 }
 
-# The test files the ava globs name (negations start with !), resolved here: the guest
-# sees the same tree. Files run in the order of the globs, each glob's sorted.
+# The test files the globs name, resolved here (the guest sees the same tree). In order: a
+# glob adds its files (sorted), a !glob drops the files so far that it matches.
 expand_tests() {
   "$ROOT/node_modules/.bin/node" -e '
     const { globSync } = require("node:fs");
-    const pats = process.argv.slice(1);
-    const exclude = pats.filter((p) => p.startsWith("!")).map((p) => p.slice(1));
-    const files = pats.filter((p) => !p.startsWith("!")).flatMap((p) => globSync(p, { exclude }).sort());
-    console.log([...new Set(files)].join("\n"));' "$@"
+    const { matchesGlob } = require("node:path");
+    let files = [];
+    for (const p of process.argv.slice(1)) {
+      if (p.startsWith("!")) files = files.filter((f) => !matchesGlob(f, p.slice(1)));
+      else files.push(...globSync(p).sort().filter((f) => !files.includes(f)));
+    }
+    console.log(files.join("\n"));' "$@"
 }
 
 # A guest command running ava once per file; each file ends with a SLUICE-VM-FILE line.
