@@ -28,3 +28,10 @@ export function metric(m: Metrics, name: string, labels: Record<string, string> 
 export function metricNames(m: Metrics): Set<string> {
   return new Set([...m.keys()].map((k) => k.split('{')[0]!));
 }
+
+/** Sum of the kernel decision counters with this outcome (outbound-proxy, pass...). */
+export function decisions(m: Metrics, outcome: string): number {
+  let sum = 0;
+  for (const [k, v] of m) if (k.startsWith('sluice_decisions_total{') && k.includes(`outcome="${outcome}"`)) sum += v;
+  return sum;
+}
