@@ -7,7 +7,7 @@ import type { Endpoint } from '../policy/types.js';
 import { COUNTER, counterNames, decodeOrigDst, encodeConnKey, encodeU32, type OrigDst } from './codec.js';
 import { FdMap, type RawMap } from './fd-map.js';
 import * as bpf from './libbpf.js';
-import { capacityFlag, MAP_NAMES, type MapName } from './map-table.js';
+import { capacityFlag, MAP_NAMES, SIZED_MAPS, type MapName } from './map-table.js';
 import { LoaderError } from './objects.js';
 import { sumPerCpu } from './per-cpu.js';
 import { DEFAULT_BPFFS_DIR, pinLayout } from './pins.js';
@@ -23,6 +23,7 @@ export interface MapInfo {
 
 /** The errnos of an update that found the map full. */
 const FULL = new Set(['E2BIG', 'ENOSPC', 'ENOMEM']);
+const SIZED = new Set<string>(SIZED_MAPS);
 
 /** The maps of one installation. Close it when done. */
 export class SluiceMaps {
@@ -75,7 +76,8 @@ export class SluiceMaps {
     try {
       m.update(key, value, flags);
     } catch (err) {
-      if (err instanceof bpf.BpfError && FULL.has(err.code)) throw new MapFullError(name, m.shape.maxEntries, capacityFlag(name));
+      // Only a sized map is full; E2BIG from an array is an index past its end.
+      if (err instanceof bpf.BpfError && FULL.has(err.code) && SIZED.has(name)) throw new MapFullError(name, m.shape.maxEntries, capacityFlag(name));
       throw err;
     }
   }
