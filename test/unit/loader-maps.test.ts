@@ -41,7 +41,7 @@ test('a pinned map of another layout is refused by name, with what differs', (t)
 
 test('sluice_accel: minimal while acceleration is off; turned on, the minimal map is replaced; a full one is never shrunk', (t) => {
   const minimal = pinnedAt('sluice_accel', { accelerate: false });
-  t.is(minimal.maxEntries, MAPS.sluice_accel.minimal);
+  t.is(minimal.maxEntries, MAPS.sluice_accel.minimal ?? -1);
   t.deepEqual(decidePinned('sluice_accel', null, built('sluice_accel'), cap(), where), { maxEntries: 1 }, 'a fresh install with acceleration off');
   t.deepEqual(decidePinned('sluice_accel', minimal, built('sluice_accel'), cap(), where), { maxEntries: 1 }, 'off, and minimal: kept');
   t.deepEqual(decidePinned('sluice_accel', minimal, built('sluice_accel'), cap({ accelerate: true }), where), { maxEntries: DEFAULT_CAPACITY.connections, replace: true });
