@@ -6,7 +6,7 @@ import type { InstalledDataPlane, MapUsage } from '../dataplane/types.js';
 import type { CapturePolicy, Endpoint } from '../policy/types.js';
 import { decodeGlobal, decodeGlobalConnQuota, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
 import { adoptListeners, type AdoptedListener } from './listeners.js';
-import { attachNetns, detachNetns, install, LoaderError, linkedNetns, MAPS, netnsLinkAlive, SIZED_MAPS, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
+import { attachNetns, capacityOf, DEFAULT_CAPACITY, detachNetns, install, LoaderError, linkedNetns, MAPS, netnsLinkAlive, SIZED_MAPS, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
 import { SluiceMaps } from './maps.js';
 import { netnsIfindex, openPodNetns, withPodNetns, type NetnsGuard } from './netns.js';
 import { PolicyMaps, type GarbageReport, type PodNetns, type Route } from './policy-map.js';
@@ -175,7 +175,8 @@ export class BpfDataPlane implements InstalledDataPlane {
    * can never hold an enrolled pair, so no connection had data redirected through it.
    */
   private growAccelMap(): void {
-    if (this.maps.info('sluice_accel').maxEntries !== MAPS.sluice_accel.minimal) return;
+    const on = { ...DEFAULT_CAPACITY, ...this.opts.capacity, accelerate: true };
+    if (this.maps.info('sluice_accel').maxEntries !== MAPS.sluice_accel.minimal || capacityOf('sluice_accel', on)! <= MAPS.sluice_accel.minimal) return;
     if (!this.installedWith) {
       throw new LoaderError('NOT_INSTALLED', `sluice_accel under ${this.maps.bpffsDir} was made with acceleration off; only the daemon that installed it can turn it on (sluice run --accelerate)`);
     }
