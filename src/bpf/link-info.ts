@@ -1,27 +1,17 @@
-// struct bpf_link_info (uapi/linux/bpf.h), read in one place, as map-info.ts reads
-// bpf_map_info: type, id, prog_id, then a union by link type at offset 16. The kernel fills
-// it little-endian on the only architectures sluice runs on (x86_64, arm64).
+// struct bpf_link_info: type, id, prog_id, then a union by link type at offset 16, read by
+// obj-info.ts: a cgroup link's cgroup id (its directory's inode), a sockmap link's map id,
+// a netns link's namespace inode (0 once the namespace is gone: the link is defunct).
 import * as bpf from './libbpf.js';
+import { readInfo } from './obj-info.js';
 
 const LINK_INFO_SIZE = 64;
-const UNION = 16;
+const FIELDS = { id: [4, 'u32'], progId: [8, 'u32'], cgroupId: [16, 'u64'], sockmapMapId: [16, 'u32'], netnsIno: [16, 'u32'] } as const;
 
-export interface LinkInfo {
-  id: number;
-  progId: number;
-  /** A cgroup link's cgroup id (its directory's inode). */
-  cgroupId: bigint;
-  /** A sockmap link's map id. */
-  sockmapMapId: number;
-  /** A netns link's namespace inode: 0 once the namespace is gone (the link is defunct). */
-  netnsIno: number;
-}
+export type LinkInfo = ReturnType<typeof linkInfoOf>;
 
 /** The link info of an open link fd; `what` names it in the error. */
-export function linkInfoOf(fd: number, what: string): LinkInfo {
-  const info = Buffer.alloc(LINK_INFO_SIZE);
-  bpf.objInfo(fd, info, what);
-  return { id: info.readUInt32LE(4), progId: info.readUInt32LE(8), cgroupId: info.readBigUInt64LE(UNION), sockmapMapId: info.readUInt32LE(UNION), netnsIno: info.readUInt32LE(UNION) };
+export function linkInfoOf(fd: number, what: string) {
+  return readInfo(fd, what, LINK_INFO_SIZE, FIELDS);
 }
 
 /** The link info of the link pinned at `path`; null when nothing is pinned there. */
