@@ -8,7 +8,11 @@
 //
 // Clients are long-lived (harness/accel-clients.ts): they run exchanges on command.
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { decodeAccelKey, type AccelKey } from '../../src/bpf/codec.js';
+import { pinnedLinkInfo } from '../../src/bpf/link-info.js';
+import { DEFAULT_CAPACITY } from '../../src/bpf/map-table.js';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
 import { bpfRequirementsMissing } from './bpf-fixture.js';
@@ -59,6 +63,29 @@ async function untilEmpty(e: Env): Promise<number> {
 
 test.serial('BPF kernel test requirements are met', (t) => {
   t.is(missing, null);
+});
+
+/** The pinned sluice_accel as bpftool reads it from the kernel. */
+function pinnedAccel(e: Env): { id: number; max_entries: number; bytes_memlock: number } {
+  return JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'pinned', join(e.bpffs.path, 'maps', 'sluice_accel')], { encoding: 'utf8' })) as { id: number; max_entries: number; bytes_memlock: number };
+}
+
+test.serial('off, sluice_accel has one entry; switched on, a full one replaces it and the sk_msg link follows', (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const before = pinnedAccel(e);
+  t.is(before.max_entries, 1, 'installed with acceleration off: minimal');
+  t.is(e.dp.maps.info('sluice_accel').maxEntries, 1);
+  e.dp.setAcceleration(true);
+  const after = pinnedAccel(e);
+  t.is(after.max_entries, DEFAULT_CAPACITY.connections);
+  t.not(after.id, before.id, 'a new map');
+  t.is(e.dp.maps.info('sluice_accel').maxEntries, DEFAULT_CAPACITY.connections, 'the data plane reads the new one');
+  t.is(pinnedLinkInfo(join(e.bpffs.path, 'links', 'sluice_sk_msg'))?.sockmapMapId, after.id, 'sk_msg runs on the new map');
+  t.log(`sluice_accel memlock: ${before.bytes_memlock} bytes off, ${after.bytes_memlock} on`);
+  e.dp.setAcceleration(false);
+  e.dp.setAcceleration(true);
+  t.is(pinnedAccel(e).id, after.id, 'switching again keeps the full map');
 });
 
 test.serial('a captured app connection to its proxy is redirected both ways, intact with 4 KiB and 64 KiB writes', async (t) => {
