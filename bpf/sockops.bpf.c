@@ -11,25 +11,16 @@
  *  - acceleration on: an established socket of a captured pod whose peer is on this node
  *    enters sluice_accel (accel.h), and leaves it when the connection closes.
  */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
 #include "accel.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SOCK_OPS_OK 1
-
-static __always_inline void sock_ops_endpoints(const struct bpf_sock_ops *skops, struct endpoint *local,
-					       struct endpoint *remote)
-{
-	if (skops->family == AF_INET) {
-		endpoint_set4(local, skops->local_ip4, port_from_host32(skops->local_port));
-		endpoint_set4(remote, skops->remote_ip4, sock_ops_remote_port(skops->remote_port));
-	} else {
-		endpoint_set6(local, skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3],
-			      port_from_host32(skops->local_port));
-		endpoint_set6(remote, skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
-			      skops->remote_ip6[3], sock_ops_remote_port(skops->remote_port));
-	}
-}
 
 static __always_inline void record_connection(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
@@ -45,7 +36,7 @@ static __always_inline void record_connection(struct bpf_sock_ops *skops, struct
 		count(SLUICE_COUNTER_CONN_QUOTA_EXCEEDED);
 		return;
 	}
-	sock_ops_endpoints(skops, &app, &listener);
+	ctx_endpoints(skops, local, remote, port_from_net32, &app, &listener);
 	conn_key_make(&st->conn, &app, &listener, netns_cookie);
 	if (bpf_map_update_elem(&sluice_conns, &st->conn, &st->orig, BPF_ANY)) {
 		count(SLUICE_COUNTER_CONN_MAP_FULL);
@@ -83,7 +74,7 @@ static __always_inline void adopt_reroute_record(struct bpf_sock_ops *skops, str
 	struct sluice_conn_key key;
 	struct sluice_orig_dst *rec;
 
-	sock_ops_endpoints(skops, &local, &remote);
+	ctx_endpoints(skops, local, remote, port_from_net32, &local, &remote);
 	conn_key_make(&key, &remote, &local, bpf_get_netns_cookie(skops));
 	rec = bpf_map_lookup_elem(&sluice_conns, &key);
 	if (!rec || rec->step != SLUICE_STEP_IN_1)
@@ -142,7 +133,7 @@ static __always_inline void accel_enrol(struct bpf_sock_ops *skops, struct bpf_s
 	/* Bytes already sent by TCP (Fast Open data in the SYN) must not be overtaken. */
 	if (skops->data_segs_out)
 		return;
-	sock_ops_endpoints(skops, &local, &remote);
+	ctx_endpoints(skops, local, remote, port_from_net32, &local, &remote);
 	if (!accel_peer_is_local(&remote))
 		return;
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -175,7 +166,7 @@ static __always_inline void accel_forget(struct bpf_sock_ops *skops, struct bpf_
 	if (!st || !(st->flags & SLUICE_SOCK_ACCEL_ENROLLED))
 		return;
 	st->flags &= ~SLUICE_SOCK_ACCEL_ENROLLED;
-	sock_ops_endpoints(skops, &local, &remote);
+	ctx_endpoints(skops, local, remote, port_from_net32, &local, &remote);
 	accel_key_make(&key, &local, &remote, bpf_get_netns_cookie(skops));
 	bpf_map_delete_elem(&sluice_accel, &key);
 	count(SLUICE_COUNTER_ACCEL_REMOVED);
