@@ -80,6 +80,7 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 	const struct sluice_pod_policy *p;
 	struct sluice_sock_state *st;
 	__u64 netns_cookie;
+	int captured, accepted;
 
 	if (ctx->optname != SO_ORIGINAL_DST || (ctx->level != SOL_IP && ctx->level != SOL_IPV6))
 		return pass_through(ctx);
@@ -98,19 +99,21 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 		return answer(ctx, rec->addr, rec->port, rec->family);
 	}
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
+	captured = st && (st->flags & SLUICE_SOCK_CAPTURED);
+	/* sockops marks accepted sockets, but not those on P_IN: only the proxy holds P_IN. */
+	accepted = (st && (st->flags & SLUICE_SOCK_ACCEPTED)) || (local.port == p->port_inbound && !captured);
 	/* On a proxy port, from inside the pod, with no record: a redirected connect whose
 	 * record could not be kept (quota, full map). Its local address is the proxy itself,
 	 * so answering with it would loop; fail as a missing conntrack entry does. */
-	if (st && (st->flags & SLUICE_SOCK_ACCEPTED) && (local.port == p->port_outbound || local.port == p->port_inbound) &&
-	    is_local_address(p, &remote)) {
+	if (accepted && (local.port == p->port_outbound || local.port == p->port_inbound) && is_local_address(p, &remote)) {
 		count(SLUICE_COUNTER_ORIG_DST_UNRECORDED);
 		return pass_through(ctx);
 	}
-	if (st && (st->flags & SLUICE_SOCK_ACCEPTED)) {
+	if (accepted) {
 		count(SLUICE_COUNTER_ORIG_DST_LOCAL);
 		return answer(ctx, local.addr, local.port, local.family);
 	}
-	if (st && (st->flags & SLUICE_SOCK_CAPTURED)) {
+	if (captured) {
 		count(SLUICE_COUNTER_ORIG_DST_RECORD);
 		return answer(ctx, st->orig.addr, st->orig.port, st->orig.family);
 	}
