@@ -78,16 +78,32 @@ static int wait_for(int ep, int fd, uint32_t events, int timeout_ms, struct stre
   return 0;
 }
 
+// An epoll instance watching w for `events`, and the echo thread running job j on the
+// other end; -1 (st->err set) when either could not be started.
+static int start_echo(int w, uint32_t events, struct echo_job *j, pthread_t *t, struct stress *st) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = events};
+  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, w, &ev) < 0 || pthread_create(t, NULL, echo, j) != 0) {
+    st->err = errno;
+    if (ep >= 0) close(ep);
+    return -1;
+  }
+  return ep;
+}
+
+// Ends the writer's side, so the echo thread sees EOF if the rounds were cut short.
+static void stop_echo(int w, int ep, pthread_t t) {
+  shutdown(w, SHUT_WR);
+  pthread_join(t, NULL);
+  close(ep);
+}
+
 void ping_pong(int w, int e, int rounds, int timeout_ms, struct stress *st) {
   static char buf[ROUND_BIG];
   struct echo_job j = {.fd = e, .rounds = rounds};
   pthread_t t;
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN};
-  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, w, &ev) < 0 || pthread_create(&t, NULL, echo, &j) != 0) {
-    st->err = errno;
-    return;
-  }
+  int ep = start_echo(w, EPOLLIN, &j, &t, st);
+  if (ep < 0) return;
   memset(buf, 'p', sizeof buf);
   for (int i = 0; i < rounds && st->stalls < MAX_STALLS && !st->err; i++) {
     size_t n = (i % 2) ? ROUND_BIG : PAYLOAD, got = 0;
@@ -107,22 +123,15 @@ void ping_pong(int w, int e, int rounds, int timeout_ms, struct stress *st) {
     if (got < n) break;
     st->rounds++;
   }
-  // Unblock the echo thread if rounds were cut short.
-  shutdown(w, SHUT_WR);
-  pthread_join(t, NULL);
-  close(ep);
+  stop_echo(w, ep, t);
 }
 
 void write_space(int w, int e, long total, int timeout_ms, struct stress *st) {
   static char buf[65536];
   struct echo_job j = {.fd = e, .bytes = total};
   pthread_t t;
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLOUT};
-  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, w, &ev) < 0 || pthread_create(&t, NULL, echo, &j) != 0) {
-    st->err = errno;
-    return;
-  }
+  int ep = start_echo(w, EPOLLOUT, &j, &t, st);
+  if (ep < 0) return;
   memset(buf, 'o', sizeof buf);
   long sent = 0;
   while (sent < total && st->stalls < MAX_STALLS && !st->err) {
@@ -139,9 +148,7 @@ void write_space(int w, int e, long total, int timeout_ms, struct stress *st) {
     }
     st->err = errno;
   }
-  shutdown(w, SHUT_WR);
-  pthread_join(t, NULL);
-  close(ep);
+  stop_echo(w, ep, t);
 }
 
 void print_stress(const char *path, const char *mode, const struct stress *st, int last) {
