@@ -100,10 +100,7 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 	}
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
 	captured = st && (st->flags & SLUICE_SOCK_CAPTURED);
-	/* sockops marks accepted sockets, but not those on P_IN: only the proxy holds P_IN,
-	 * so a connected socket there (not the listener: no peer port) is one it accepted. */
-	accepted = (st && (st->flags & SLUICE_SOCK_ACCEPTED)) ||
-		   (local.port == p->port_inbound && remote.port && !captured);
+	accepted = st && (st->flags & SLUICE_SOCK_ACCEPTED);
 	/* On a proxy port, from inside the pod, with no record: a redirected connect whose
 	 * record could not be kept (quota, full map). Its local address is the proxy itself,
 	 * so answering with it would loop; fail as a missing conntrack entry does. */

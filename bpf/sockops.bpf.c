@@ -5,9 +5,9 @@
  *    record is copied to the connection key the proxy computes from its accepted socket;
  *  - state change to CLOSE: that record is deleted, so records never leak;
  *  - passive established: an accepted socket in a captured pod is marked, so that
- *    SO_ORIGINAL_DST answers with its local address like conntrack would (not on P_IN,
- *    nor on P_OUT with a record: see mark_accepted); a rerouted VM connection's record
- *    (tc_reroute.bpf.c) is adopted, to be deleted at close;
+ *    SO_ORIGINAL_DST answers with its local address like conntrack would (not the
+ *    proxy's end of an app's recorded connection: see mark_accepted); a rerouted VM
+ *    connection's record (tc_reroute.bpf.c) is adopted, to be deleted at close;
  *  - listen: a proxy listener (P_IN, P_OUT) enters the listener map for inbound steering;
  *  - acceleration on: an established socket of a captured pod whose peer is on this node
  *    enters sluice_accel (accel.h), and leaves it when the connection closes.
@@ -68,10 +68,11 @@ static __always_inline void forget_connection(struct bpf_sock_ops *skops, struct
 
 /*
  * An accepted socket in a captured pod is marked for getsockopt (SLUICE_SOCK_ACCEPTED),
- * except where getsockopt needs no mark, so that no storage is allocated and freed for
- * it: on P_IN, which only the proxy holds, getsockopt knows the socket by its port; on
- * P_OUT with an app's record, it answers from the record, and once the record is gone it
- * fails the same way with or without the mark. A VM connection the tc reroute program
+ * except the proxy's end of an app's captured connection (on P_OUT, with the app's
+ * record), so that no storage is allocated and freed for it: getsockopt answers from the
+ * record, and once the record is gone it fails the same way with or without the mark.
+ * (A steered inbound socket keeps the app's port, so nothing tells it apart without
+ * the mark.) A VM connection the tc reroute program
  * recorded (reroute.h) is adopted: the socket owns the record from now on, so it is
  * deleted at close like an app socket's.
  */
@@ -88,8 +89,6 @@ static __always_inline struct sluice_sock_state *mark_accepted(struct bpf_sock_o
 	if (!p)
 		return NULL;
 	ctx_endpoints(skops, local, remote, port_from_net32, &local, &remote);
-	if (local.port == p->port_inbound)
-		return NULL;
 	conn_key_make(&key, &remote, &local, netns_cookie);
 	rec = bpf_map_lookup_elem(&sluice_conns, &key);
 	reroute = rec && rec->step == SLUICE_STEP_IN_1;
