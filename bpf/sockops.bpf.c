@@ -58,18 +58,7 @@ static __always_inline void forget_connection(struct bpf_sock_ops *skops, struct
 		return;
 	st->flags &= ~SLUICE_SOCK_CONN_RECORDED;
 	conn_count_drop(bpf_get_netns_cookie(skops)); /* once per recorded socket */
-	/*
-	 * An app socket's record is its own: this callback runs before the socket gives up
-	 * its 4-tuple (tcp_set_state calls it first, then unhashes), so no newer connection
-	 * can have written the key yet, and the delete needs no lookup first. An adopted
-	 * reroute record is not: tc writes it for the VM's SYN, and a VM that reuses a tuple
-	 * while the old accepted socket lingers overwrites it; only our own is deleted.
-	 */
-	if (st->flags & SLUICE_SOCK_CAPTURED) {
-		if (!bpf_map_delete_elem(&sluice_conns, &st->conn))
-			count(SLUICE_COUNTER_CONN_DELETED);
-		return;
-	}
+	/* Only our own record: the key may already belong to a newer connection. */
 	rec = bpf_map_lookup_elem(&sluice_conns, &st->conn);
 	if (rec && rec->owner_cookie == st->orig.owner_cookie) {
 		bpf_map_delete_elem(&sluice_conns, &st->conn);
