@@ -54,6 +54,11 @@ export function runDocument(p: DocumentInput): object {
       curveRounds: o.curveRounds,
       curvePoints: Object.fromEntries(o.curveNames.map((c) => [c, o.curvePoints[c]])),
       concurrentClients: o.concurrentClients,
+      proxy: o.proxy,
+      proxyRounds: o.proxyRounds,
+      controlPlane: o.controlPlane,
+      cpPods: o.cpPods,
+      cpChanges: o.cpChanges,
     },
     figures: p.figures,
     targets: p.judged,
@@ -67,5 +72,7 @@ export function runDocument(p: DocumentInput): object {
     rateAccelCounters: s.rateAccel,
     throughput: o.throughputMs > 0 ? { ...summarizeStreams(s.streams), rounds: s.streams } : null,
     memory: p.memory,
+    proxy: s.proxy,
+    controlPlane: s.controlPlane,
   };
 }

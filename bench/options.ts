@@ -7,7 +7,7 @@ import { CURVE_NAMES, type CurveName } from './curves.js';
 import type { CloseMode } from './load.js';
 
 export const USAGE =
-  'npm run bench -- [--quick] [--runs N] [--svg PATH] [--curves cidrs,pods,conns|none] [--curve-rounds N] [--concurrent-clients 32|0] [--no-profile] [--rounds N] [--duration-ms N] [--warmup-ms N] [--concurrency N] [--cpu N|none] [--close rst|fin] [--json PATH] [--spike-inbound] [--throughput-ms N] [--writes 4096,65536] [--ping-size 64]';
+  'npm run bench -- [--quick] [--runs N] [--svg PATH] [--curves cidrs,pods,conns|none] [--curve-rounds N] [--concurrent-clients 32|0] [--no-profile] [--proxy] [--proxy-rounds N] [--control-plane] [--cp-pods 512] [--cp-changes N] [--rounds N] [--duration-ms N] [--warmup-ms N] [--concurrency N] [--cpu N|none] [--close rst|fin] [--json PATH] [--spike-inbound] [--throughput-ms N] [--writes 4096,65536] [--ping-size 64]';
 
 export interface BenchOptions {
   quick: boolean;
@@ -27,6 +27,13 @@ export interface BenchOptions {
   writes: number[];
   pingSize: number;
   profile: boolean;
+  /** Through real proxies: two mesh pods with HAProxy sidecars (bench/proxy.ts). */
+  proxy: boolean;
+  proxyRounds: number;
+  /** The control-plane targets against a running `sluice run` (bench/control-plane-phase.ts). */
+  controlPlane: boolean;
+  cpPods: number;
+  cpChanges: number;
   json: string | undefined;
   svg: string | undefined;
   help: boolean;
@@ -59,6 +66,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
       'curve-rounds': { type: 'string' },
       'concurrent-clients': { type: 'string', default: '32' },
       profile: { type: 'boolean', default: true },
+      proxy: { type: 'boolean', default: false },
+      'proxy-rounds': { type: 'string' },
+      'control-plane': { type: 'boolean', default: false },
+      'cp-pods': { type: 'string', default: '512' },
+      'cp-changes': { type: 'string' },
       'spike-inbound': { type: 'boolean', default: false },
       'throughput-ms': { type: 'string', default: '1000' },
       writes: { type: 'string', default: '4096,65536' },
@@ -98,6 +110,12 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     writes: args.writes.split(',').map((w) => int('writes', w, 1)),
     pingSize: int('ping-size', args['ping-size'], 1),
     profile: args.profile,
+    proxy: args.proxy && !spike,
+    proxyRounds: int('proxy-rounds', args['proxy-rounds'] ?? String(rounds), 1),
+    controlPlane: args['control-plane'],
+    cpPods: int('cp-pods', args['cp-pods'], 1),
+    // A p99 needs enough changes to mean something; --quick's 20 is its max, not a p99.
+    cpChanges: int('cp-changes', args['cp-changes'] ?? (quick ? '20' : '100'), 1),
     json: args.json,
     svg: args.svg,
     help: args.help,

@@ -10,6 +10,8 @@ import { runLoad, runStream, type LoadResult } from './load.js';
 import type { BenchOptions } from './options.js';
 import { profileRound, type Profile } from './profile.js';
 import type { Progress } from './progress.js';
+import type { ControlPlaneResult } from './control-plane-phase.js';
+import type { ProxyResults } from './proxy.js';
 import { accelDelta, addAccel, type AccelDelta, type Results, type StreamResults } from './report.js';
 
 export interface RunState {
@@ -21,10 +23,12 @@ export interface RunState {
   /** Acceleration counters over each direction's rate rounds, per eBPF backend. */
   rateAccel: Partial<Record<Direction, Partial<Record<BackendName, AccelDelta>>>>;
   peakConntrack: Map<BackendName, number>;
+  proxy: ProxyResults | null;
+  controlPlane: ControlPlaneResult | null;
 }
 
 export function emptyState(): RunState {
-  return { results: {}, concurrent: {}, curves: {}, profiles: [], streams: {}, rateAccel: {}, peakConntrack: new Map() };
+  return { results: {}, concurrent: {}, curves: {}, profiles: [], streams: {}, rateAccel: {}, peakConntrack: new Map(), proxy: null, controlPlane: null };
 }
 
 export interface PhaseContext {

@@ -12,6 +12,8 @@ import type { BenchOptions } from './options.js';
 import { formatConcurrent, formatCurves } from './output.js';
 import type { RunState } from './phases.js';
 import { formatProfile } from './profile.js';
+import { formatControlPlane } from './control-plane-phase.js';
+import { formatProxy } from './proxy-report.js';
 import { formatMemory, formatStreams, formatTable } from './report.js';
 import { formatTargets, type Judged } from './targets.js';
 
@@ -68,5 +70,7 @@ export function printFigures(p: PrintInput): void {
   if (o.concurrentClients > 0 && s.concurrent.outbound) console.log(`${formatConcurrent(figures, `outbound, ${o.concurrentClients} connections in flight from one epoll client, client and stand-in unpinned (both CPUs); median [min..max] over rounds, ratio to iptables per round`)}\n`);
   for (const x of s.profiles) console.log(`${formatProfile(x)}\n`);
   if (Object.keys(s.curves).length) console.log(formatCurves(figures, s.curves));
+  if (s.proxy) console.log(`${formatProxy(figures, s.proxy, `through real proxies: pod a's app (uid 1000) sends HTTP requests to pod b's app (10.1.0.3:8080), one per connection, through a's HAProxy (15001) and b's (15006), uid/gid 1337; floor: the client addresses its proxy, whose upstreams are fixed; ${o.proxyRounds} rounds x ${(o.durationMs / 1000).toFixed(1)} s, ${o.cpu === null ? 'unpinned' : `every mesh process on CPU ${o.cpu}`}; CPU = the mesh cgroup's cpu.stat${o.cpu === null ? '' : ' + the CPU\'s kthreads'}; median [min..max] over rounds, ratio to iptables per round`)}\n`);
+  if (s.controlPlane) console.log(`${formatControlPlane(s.controlPlane)}\n`);
   console.log(`${formatTargets(p.judged, `one run, interval: lowest to highest of ${o.rounds} rounds`)}\n`);
 }

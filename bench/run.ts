@@ -10,6 +10,8 @@ import { checkRequirements, findTool } from '../test/kernel/harness/requirements
 import { reapStaleNamespaces } from '../test/kernel/harness/topology.js';
 import { Cleanup, setupBackend, spikeObjectMissing, type BackendName, type BenchBackend } from './backends.js';
 import { figureMismatches, phaseProblems } from './checks.js';
+import { controlPlaneFiguresOf, controlPlanePhase } from './control-plane-phase.js';
+import { builtCliMissing } from './lookups.js';
 import { runDocument } from './document.js';
 import { benchBinaryMissing } from './load.js';
 import type { MemoryReport } from './memory.js';
@@ -18,6 +20,8 @@ import { allFigures } from './output.js';
 import { concurrentPhase, curvesPhase, emptyState, mainRounds, profilePhase, type PhaseContext } from './phases.js';
 import { printFigures, printMeasurements } from './print.js';
 import type { Progress } from './progress.js';
+import { proxyPhase, proxyRequirementsMissing } from './proxy.js';
+import { proxyFigures, proxyProblems } from './proxy-report.js';
 import { renderSvg } from './svg.js';
 import { judgeAll } from './targets.js';
 
@@ -37,6 +41,14 @@ function requirements(o: BenchOptions): void {
     if (!findTool('tc')) missing.push('`tc` from iproute2 (the tc spike)');
     const obj = spikeObjectMissing();
     if (obj) missing.push(obj);
+  }
+  if (o.proxy) {
+    const why = proxyRequirementsMissing();
+    if (why) missing.push(why);
+  }
+  if (o.controlPlane) {
+    const why = builtCliMissing();
+    if (why) missing.push(why);
   }
   if (missing.length) throw new Error(`bench requirements missing:\n${missing.join('\n')}`);
 }
@@ -92,13 +104,19 @@ export async function runOnce(o: BenchOptions, ui: Progress): Promise<number> {
     if (o.concurrentClients > 0 && !o.spike) await concurrentPhase(ctx, state);
     if (o.profile) await profilePhase(ctx, state);
     if (!o.spike) await curvesPhase(ctx, state);
+    if (o.proxy && !interrupted) state.proxy = await proxyPhase({ rounds: o.proxyRounds, warmupMs: o.warmupMs, durationMs: o.durationMs, close: o.close, cpu: o.cpu, cleanup, ui, interrupted: () => interrupted });
+    if (o.controlPlane && !interrupted) state.controlPlane = await controlPlanePhase({ pods: o.cpPods, changes: o.cpChanges, lookupRounds: o.rounds, lookupMs: Math.max(500, o.durationMs / 2), log: ui.log });
     if (interrupted) throw new Error('interrupted');
     ui.clear();
 
     for (const b of backends) memory[b.name] = await b.memory(state.peakConntrack.get(b.name) ?? 0);
 
     printMeasurements({ o, started, loadBefore, sockmap, state, memory });
-    const figures = allFigures({ results: state.results, concurrent: state.concurrent, streams: state.streams, curves: state.curves, memory, profiles: state.profiles });
+    const figures = [
+      ...allFigures({ results: state.results, concurrent: state.concurrent, streams: state.streams, curves: state.curves, memory, profiles: state.profiles }),
+      ...(state.proxy ? proxyFigures(state.proxy) : []),
+      ...(state.controlPlane ? controlPlaneFiguresOf(state.controlPlane) : []),
+    ];
     const judged = judgeAll(figures);
     printFigures({ o, started, loadBefore, sockmap, state, memory, figures, judged });
     if (figureMismatches(figures, ui.log)) exitCode = 1;
@@ -107,6 +125,7 @@ export async function runOnce(o: BenchOptions, ui: Progress): Promise<number> {
       ui.log(`wrote ${o.svg}`);
     }
     if (phaseProblems(o, state, ui.log)) exitCode = 1;
+    if (state.proxy && proxyProblems(state.proxy, ui.log)) exitCode = 1;
 
     if (o.json) {
       writeFileSync(o.json, `${JSON.stringify(runDocument({ o, started, loadBefore, sockmap, state, memory, figures, judged }), null, 2)}\n`);

@@ -20,6 +20,12 @@ const RATIOS: [string, string][] = [
   ['stream.rttP50Us.ebpf+accel', 'rt p50, ebpf+accel'],
   ['stream.up65536MBps.ebpf+accel', 'MB/s up 64K, ebpf+accel'],
   ['stream.up65536CpuUsPerMB.ebpf+accel', 'CPU/MB up 64K, ebpf+accel'],
+  ['proxy.rate.http.ebpf', 'req/s via HAProxy, ebpf'],
+  ['proxy.rate.http.ebpf+accel', 'req/s via HAProxy, ebpf+accel'],
+  ['proxy.rate.http.floor', 'req/s via HAProxy, floor (no capture)'],
+  ['proxy.cycleP50.http.ebpf', 'rt p50 via HAProxy, ebpf'],
+  ['proxy.cycleP99.http.ebpf', 'rt p99 via HAProxy, ebpf'],
+  ['proxy.cpu.http.ebpf', 'CPU/req via HAProxy, ebpf'],
 ];
 
 const CURVE_TITLES: Record<string, string> = { cidrs: 'exclusion CIDRs + ports', pods: 'pods on the node', conns: 'records in sluice_conns' };
