@@ -9,7 +9,8 @@ import type { RunState } from './phases.js';
 import type { Judged } from './targets.js';
 import { captureCpuUs, pairedRatios, summarize, summarizeStreams } from './report.js';
 
-export interface DocumentInput {
+/** What one run hands its report, its picture and its document. */
+export interface RunOutput {
   o: BenchOptions;
   started: string;
   loadBefore: number[];
@@ -20,7 +21,7 @@ export interface DocumentInput {
   judged: Judged[];
 }
 
-export function runDocument(p: DocumentInput): object {
+export function runDocument(p: RunOutput): object {
   const { o, state: s } = p;
   const ratios: Record<string, Record<string, unknown>> = {};
   for (const d of o.directions) {

@@ -6,7 +6,7 @@ import type { TestCgroup } from '../test/kernel/bpf-fixture.js';
 import { findTool } from '../test/kernel/harness/requirements.js';
 import type { BackendName, BenchBackend, Cleanup, Direction } from './backends.js';
 import { loadRound, runCurve, type CurveName, type CurvePoint, type RoundOptions } from './curves.js';
-import { runLoad, runStream, type LoadResult } from './load.js';
+import { runStream, type LoadResult } from './load.js';
 import type { BenchOptions } from './options.js';
 import { profileRound, type Profile } from './profile.js';
 import type { Progress } from './progress.js';
@@ -52,20 +52,8 @@ export async function mainRounds(c: PhaseContext, s: RunState): Promise<void> {
       for (const b of order) {
         if (c.interrupted()) break;
         ui.progress(`round ${round + 1}/${o.rounds} ${d} ${b.name}`);
-        const t = b.target(d);
         const before = b.counters?.();
-        const r: LoadResult = await runLoad(t.netns === 'pod' ? b.podCgroup : c.peerCgroup, {
-          netnsPath: t.netns === 'pod' ? b.topo.pod.path : b.topo.peer.path,
-          dst: t.dst,
-          expect: t.expect,
-          ...(t.uid !== undefined ? { uid: t.uid } : {}),
-          concurrency: o.concurrency,
-          warmupMs: o.warmupMs,
-          durationMs: o.durationMs,
-          close: o.close,
-          cpu: o.cpu,
-          serverPid: b.serverPid,
-        });
+        const r: LoadResult = await loadRound(b, d, roundOptions(c));
         ((s.results[d] ??= {})[b.name] ??= []).push(r);
         if (before && b.counters) (s.rateAccel[d] ??= {})[b.name] = addAccel(s.rateAccel[d]?.[b.name], accelDelta(before, b.counters()));
         s.peakConntrack.set(b.name, Math.max(s.peakConntrack.get(b.name) ?? 0, await b.conntrack()));

@@ -2,20 +2,17 @@
 // profile, curves and the targets, in that order.
 import { execFileSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
-import type { WakeupReport } from '../src/bpf/probes.js';
 import { ADDRESSES } from '../test/kernel/harness/topology.js';
 import { findTool } from '../test/kernel/harness/requirements.js';
-import { APP_PORT, APP_UID, DIRECT_STREAM_PORT, REMOTE_PORT, REMOTE_STREAM_PORT, type BackendName, type Direction } from './backends.js';
-import type { Figure } from './figures.js';
-import type { MemoryReport } from './memory.js';
+import { APP_PORT, APP_UID, DIRECT_STREAM_PORT, REMOTE_PORT, REMOTE_STREAM_PORT, type Direction } from './backends.js';
+import type { RunOutput } from './document.js';
 import type { BenchOptions } from './options.js';
 import { formatConcurrent, formatCurves } from './output.js';
-import type { RunState } from './phases.js';
 import { formatProfile } from './profile.js';
 import { formatControlPlane } from './control-plane-phase.js';
 import { formatProxy } from './proxy-report.js';
 import { formatMemory, formatStreams, formatTable } from './report.js';
-import { formatTargets, type Judged } from './targets.js';
+import { formatTargets } from './targets.js';
 
 function titleOf(o: BenchOptions, d: Direction): string {
   const common = `${o.rounds} rounds x ${(o.durationMs / 1000).toFixed(1)} s, concurrency ${o.concurrency}, ${o.cpu === null ? 'unpinned' : `client+server on CPU ${o.cpu}`}, close ${o.close}`;
@@ -24,19 +21,9 @@ function titleOf(o: BenchOptions, d: Direction): string {
     : `inbound: client in peer connects to ${ADDRESSES.pod4}:${APP_PORT}, steered to the 15006 listener (${common})`;
 }
 
-export interface PrintInput {
-  o: BenchOptions;
-  started: string;
-  loadBefore: number[];
-  sockmap: WakeupReport | null;
-  state: RunState;
-  memory: Partial<Record<BackendName, MemoryReport>>;
-  figures: Figure[];
-  judged: Judged[];
-}
 
 /** Up to the memory table: what comes before the figure list is assembled. */
-export function printMeasurements(p: Omit<PrintInput, 'figures' | 'judged'>): void {
+export function printMeasurements(p: Omit<RunOutput, 'figures' | 'judged'>): void {
   const { o, sockmap, state: s } = p;
   console.log(`\nsluice bench, ${p.started}, kernel ${release()}, ${cpus().length} CPUs, load average ${p.loadBefore.map((x) => x.toFixed(2)).join(' ')} at start`);
   console.log(`iptables: ${execFileSync(findTool('iptables')!, ['-V'], { encoding: 'utf8' }).trim()}; figures are medians over rounds, ratios medians of per-round ratios`);
@@ -64,7 +51,7 @@ export function printMeasurements(p: Omit<PrintInput, 'figures' | 'judged'>): vo
 }
 
 /** After the figure list: concurrency, profile, curves, targets. */
-export function printFigures(p: PrintInput): void {
+export function printFigures(p: RunOutput): void {
   const { o, state: s, figures } = p;
   console.log('');
   if (o.concurrentClients > 0 && s.concurrent.outbound) console.log(`${formatConcurrent(figures, `outbound, ${o.concurrentClients} connections in flight from one epoll client, client and stand-in unpinned (both CPUs); median [min..max] over rounds, ratio to iptables per round`)}\n`);
