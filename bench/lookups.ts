@@ -57,6 +57,8 @@ function lookupRound(socketPath: string, line: string, expect: string, ms: numbe
     };
     sock.setEncoding('utf8');
     sock.once('error', reject);
+    // After the last answer this rejects nothing: the promise is settled by then.
+    sock.once('close', () => reject(new Error(`the lookup socket closed after ${answers} answers`)));
     sock.once('connect', () => {
       t0 = performance.now();
       end = t0 + ms;
