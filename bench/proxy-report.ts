@@ -35,6 +35,7 @@ export function formatProxy(figures: Figure[], p: ProxyResults, title: string): 
     const wrong = byId.get(`proxy.mismatches.${PROXY_GROUP}.${mode}`)?.value.median ?? 0;
     if (errs + wrong > 0) lines.push(`  ${mode.padEnd(11)} errors ${errs}, wrong replies ${wrong}`);
   }
+  for (const [mode, why] of Object.entries(p.failed)) lines.push(`  ${mode.padEnd(11)} NOT MEASURED: ${why}`);
   if (p.accel) lines.push(`  ebpf+accel sk_msg counters over its rounds: ${p.accel.enrolled} sockets enrolled, ${p.accel.redirected} messages (${p.accel.redirectedBytes} bytes) redirected, ${p.accel.peerMissing} without an enrolled peer`);
   return lines.join('\n');
 }
@@ -44,7 +45,10 @@ export function proxyProblems(p: ProxyResults, log: (m: string) => void): boolea
   let bad = false;
   for (const mode of PROXY_MODES) {
     const rs = p.rounds[mode] ?? [];
-    if (rs.reduce((a, r) => a + r.connections, 0) === 0) {
+    if (p.failed[mode]) {
+      bad = true;
+      log(`proxy ${mode}: not measured: ${p.failed[mode]}`);
+    } else if (rs.reduce((a, r) => a + r.connections, 0) === 0) {
       bad = true;
       log(`proxy ${mode}: no request answered (first error "${rs[0]?.firstError ?? ''}")`);
     }

@@ -20,6 +20,7 @@ test('proxy figures: capture is CPU over the floor of the same round, ratios pai
       ebpf: [load(4800, 210, 200, 320), load(5000, 200, 190, 300, 1)],
     },
     accel: null,
+    failed: {},
   });
   const byId = new Map(figures.map((f) => [f.id, f]));
   t.deepEqual(byId.get('proxy.capture.http.ebpf')?.value, { median: 10, min: 10, max: 10, n: 2 });
