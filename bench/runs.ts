@@ -67,5 +67,5 @@ export async function multiRun(script: string, argv: string[], runs: number, out
   for (const f of figures) if (!/(^|\.)(errors|mismatches)\./.test(f.id)) console.log(`  ${f.id.padEnd(44)} ${formatFigure(f)}`);
   console.log(`\n${formatTargets(judged, `interval: lowest to highest of ${runs} run medians`)}`);
   if (out.json) writeFileSync(out.json, `${JSON.stringify({ runs: docs.length, figures, targets: judged, perRun: docs }, null, 2)}\n`);
-  if (out.svg) writeFileSync(out.svg, await renderSvg(figures, `sluice bench, ${runs} runs, kernel ${release()}`));
+  if (out.svg) writeFileSync(out.svg, await renderSvg(figures, `sluice bench, ${runs} runs, kernel ${release()}`, 'run median'));
 }
