@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeSkLookupConfig } from './codec.js';
 import * as bpf from './libbpf.js';
-import { DEFAULT_BPFFS_DIR, DEFAULT_CAPACITY, DEFAULT_OBJECT_DIR, openShared, pinLayout, TC_REROUTE_OBJECT, type Capacity, type LoaderOptions } from './loader.js';
+import { DEFAULT_BPFFS_DIR, installation, openObject, TC_REROUTE_OBJECT, type LoaderOptions } from './loader.js';
 import { netnsIfindex } from './netns.js';
 import { progPinPath, TC_REROUTE_PROGRAMS, unpinRerouteInstances } from './tc-pins.js';
 
@@ -22,8 +22,7 @@ export { progPinPath, TC_REROUTE_PROGRAMS } from './tc-pins.js';
 function pinRerouteInstance(netnsCookie: bigint, opts: LoaderOptions): void {
   const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
   if (TC_REROUTE_PROGRAMS.every((p) => existsSync(progPinPath(bpffsDir, netnsCookie, p)))) return;
-  const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
-  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, TC_REROUTE_OBJECT, pinLayout(bpffsDir), cap, new Set(), opts.log ?? (() => {}), { rodata: encodeSkLookupConfig(netnsCookie) });
+  const obj = openObject({ ...installation(opts), object: TC_REROUTE_OBJECT, rodata: encodeSkLookupConfig(netnsCookie) });
   try {
     mkdirSync(join(bpffsDir, 'progs', netnsCookie.toString()), { recursive: true });
     for (const program of TC_REROUTE_PROGRAMS) {

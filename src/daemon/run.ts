@@ -143,7 +143,7 @@ export async function runDaemon(opts: DaemonOptions, backend: DataPlaneBackend):
     cgroupDir,
     bpffsDir: opts.bpffs,
     ...(opts.objectDir ? { objectDir: opts.objectDir } : {}),
-    ...(opts.capacity ? { capacity: opts.capacity } : {}),
+    capacity: { ...opts.capacity, accelerate },
     log: (message) => log.info({ reason: 'loader' }, message),
   });
   log.info({ cgroup: cgroupDir, bpffs: opts.bpffs, report: dataPlane.installReport }, 'data plane attached');
