@@ -3,13 +3,12 @@
 // in it (uid 1000), then the proxy's question for that connection pipelined on one socket
 // connection, 256 lines at a time with up to 512 unanswered. Every answer must be
 // `OK <the original destination>`; answers per second, per round.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { createWorld, killAllDaemons, REMOTE, sourceYaml, startDaemon, waitFor } from '../test/kernel/harness/daemon.js';
-import { REPO_ROOT, tool } from '../test/kernel/harness/requirements.js';
+import { holdConnection, type HeldConnection } from '../test/kernel/harness/hold-connection.js';
+import { REPO_ROOT } from '../test/kernel/harness/requirements.js';
 import { ADDRESSES } from '../test/kernel/harness/topology.js';
 
 const BATCH = 256;
@@ -23,21 +22,6 @@ export interface LookupRound {
 
 export function builtCliMissing(): string | null {
   return existsSync(join(REPO_ROOT, 'dist', 'cli', 'main.js')) ? null : 'the built CLI (dist/cli/main.js): run `npm run build` (the control-plane phase runs `sluice run` as the DaemonSet does)';
-}
-
-/** A client in the pod (uid 1000) holding one connection to REMOTE open; its source port. */
-async function holdConnection(cgroupPath: string, netnsPath: string): Promise<{ port: number; child: ChildProcess }> {
-  const [ip, port] = REMOTE.split(':');
-  const script = `const s = require('node:net').connect(${port}, '${ip}', () => console.log(s.localPort)); setInterval(() => {}, 1e6);`;
-  const argv = [tool('nsenter'), `--net=${netnsPath}`, tool('setpriv'), '--reuid', '1000', '--regid', '1000', '--clear-groups', process.execPath, '-e', script];
-  const child = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroupPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`the holding client exited ${code}: ${stderr}`)));
-  });
-  return { port: Number(line.trim()), child };
 }
 
 /** Pipelines `line` on the socket for `ms`; every answer must be `expect`. */
@@ -89,14 +73,13 @@ function lookupRound(socketPath: string, line: string, expect: string, ms: numbe
 
 export async function measureLookups(rounds: number, ms: number, log: (m: string) => void): Promise<LookupRound[]> {
   const w = await createWorld(1);
-  let held: ChildProcess | null = null;
+  let held: HeldConnection | null = null;
   try {
     w.write(sourceYaml([{ name: 'pod0', netns: w.pods[0]!.pod.path }]));
     const d = await startDaemon({ source: w.source, cgroup: w.cg.path, bpffs: w.bpffs, lookupSocket: w.lookupSocket, built: true });
     await waitFor('/readyz 200', async () => ((await d.get('/readyz')).status === 200 ? true : undefined), 20_000);
-    const h = await holdConnection(w.cg.path, w.pods[0]!.pod.path);
-    held = h.child;
-    const line = `${ADDRESSES.pod4}:${h.port} ${ADDRESSES.pod4}:15001`;
+    held = await holdConnection(w.cg, w.pods[0]!.pod.path, REMOTE);
+    const line = `${ADDRESSES.pod4}:${held.port} ${ADDRESSES.pod4}:15001`;
     const out: LookupRound[] = [];
     for (let i = 0; i < rounds; i++) {
       const r = await lookupRound(w.lookupSocket, line, `OK ${REMOTE}`, ms);
@@ -106,7 +89,7 @@ export async function measureLookups(rounds: number, ms: number, log: (m: string
     await d.stop();
     return out;
   } finally {
-    held?.kill('SIGKILL');
+    held?.close();
     await killAllDaemons();
     await w.destroy();
   }
