@@ -18,7 +18,7 @@ import { loadNetnsEntry } from './netns-links.js';
 import { CGROUP_PROGRAMS, LOADER_OBJECTS, objectPath, SK_LOOKUP_OBJECT, SK_LOOKUP_PROG_MAP, SK_LOOKUP_STEER_PROGRAM, SK_MSG_OBJECT, SK_MSG_PROGRAM, TC_REROUTE_OBJECT } from './objects.js';
 import { installation, openObject, type Installation, type LoaderOptions } from './open-object.js';
 import { ensureBpffs } from './system.js';
-import { unpinRerouteInstances } from './tc-pins.js';
+import { relinkRerouteFilters, unpinReroutePrograms } from './tc-pins.js';
 
 export * from './map-table.js';
 export * from './objects.js';
@@ -82,7 +82,7 @@ export function install(opts: InstallOptions): InstallReport {
     // The tc reroute programs are loaded per pod (tc.ts); load them once here too, so a
     // broken object fails the install, and drop old builds' pins (see pinRerouteInstance).
     bpf.closeObject(openObject({ ...shared, object: TC_REROUTE_OBJECT, rodata: encodeSkLookupConfig(0n) }));
-    unpinRerouteInstances(pins.root);
+    unpinReroutePrograms(pins.root);
     installSteering(shared, () => migration?.copy()); // the copy comes before the first swap
     for (const { object, program } of CGROUP_PROGRAMS) {
       const prog = bpf.findProgram(objects.get(object)!, program);
@@ -93,8 +93,8 @@ export function install(opts: InstallOptions): InstallReport {
       const m = migration.finish(pins.netnsLinks, (cookie) => {
         const { obj, progFd } = loadNetnsEntry(shared, cookie);
         return { progFd, close: () => bpf.closeObject(obj) };
-      });
-      log(`migrated maps ${m.maps.join(', ')} in place: ${m.entries} entries copied, ${m.caughtUp} caught up, ${m.netnsLinks} netns links moved`);
+      }, () => relinkRerouteFilters(pins.root, (cookie) => openObject({ ...shared, object: TC_REROUTE_OBJECT, rodata: encodeSkLookupConfig(cookie) })));
+      log(`migrated maps ${m.maps.join(', ')} in place: ${m.entries} entries copied, ${m.caughtUp} caught up, ${m.netnsLinks} netns links and ${m.rerouteFilters} tc reroute filters moved`);
     }
   } catch (err) {
     migration?.abandon();
