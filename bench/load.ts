@@ -64,6 +64,8 @@ export interface LoadOptions {
   expectIn?: string;
   /** Take the processes' CPU time from this cgroup's cpu.stat (all of it: client, proxies, apps). */
   cgroupCpu?: string;
+  /** Exactly this many connections, then stop (durationMs is then a time limit). */
+  count?: number;
 }
 
 export class LoadError extends Error {
@@ -79,6 +81,7 @@ export async function runLoad(cgroup: TestCgroup, o: LoadOptions): Promise<LoadR
   if (o.send !== undefined) args.push('--send', o.send);
   if (o.expectIn !== undefined) args.push('--expect-in', o.expectIn);
   if (o.cgroupCpu !== undefined) args.push('--cgroup-cpu', o.cgroupCpu);
+  if (o.count !== undefined) args.push('--count', String(o.count));
   return runBench<LoadResult>(cgroup, args);
 }
 

@@ -4,6 +4,7 @@
 //   sluice-bench run --dst IP:PORT [--netns PATH] [--cpu N] [--uid N] [--concurrency N]
 //                    [--warmup-ms N] [--duration-ms N] [--expect TEXT] [--close rst|fin]
 //                    [--server-pid PID] [--send TEXT] [--expect-in TEXT] [--cgroup-cpu DIR]
+//                    [--count N]
 //   sluice-bench stream --dst IP:PORT [--netns PATH] [--cpu N] [--uid N] [--expect TEXT]
 //                    [--writes 4096,65536] [--ping-size 64] [--warmup-ms N]
 //                    [--duration-ms N] [--server-pid PID]
@@ -36,6 +37,10 @@
 // is in: no TIME_WAIT anywhere, so the ephemeral port range and the conntrack table stay
 // bounded however long the run. --close fin reads to EOF and closes normally; the
 // server, which closed first, keeps each tuple in TIME_WAIT.
+//
+// --count N opens exactly N connections and stops once the last one is done (the fault
+// suite's leak test: every connection accounted for); --duration-ms is then a time limit,
+// and "seconds" the time the N took.
 //
 // stream measures one long connection instead: the data path between the app and its
 // proxy. The server treats a connection whose original destination port is one of
@@ -419,6 +424,7 @@ static struct {
   kthreads_t k0;
   const char *expect;
   int close_rst;
+  unsigned long count, started, inflight; // --count: connections to open, opened, open now
   int ep;
   uint64_t measure_from, measure_to;
   samples_t connect, cycle;
@@ -464,6 +470,8 @@ static void note_error(const char *what, int err) {
 }
 
 static void start(slot_t *s) {
+  if (R.count && R.started >= R.count) return; // stays idle
+  R.started++;
   s->fd = socket(R.dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s->fd < 0) die("socket");
   s->len = 0, s->t_est = 0, s->t0 = now_ns();
@@ -475,6 +483,7 @@ static void start(slot_t *s) {
     return;
   }
   s->state = CONNECTING;
+  R.inflight++;
   // Edge-triggered: one registration serves the whole life of the connection.
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = s};
   if (epoll_ctl(R.ep, EPOLL_CTL_ADD, s->fd, &ev) < 0) die("epoll_ctl");
@@ -488,6 +497,7 @@ static void finish(slot_t *s, int ok) {
   }
   close(s->fd);
   s->state = IDLE;
+  R.inflight--;
   if (!ok) {
     R.errors++;
     return;
@@ -569,6 +579,7 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
   for (;;) {
     uint64_t t = now_ns();
     if (t >= R.measure_to) break;
+    if (R.count && R.started >= R.count && R.inflight == 0) break;
     if (!R.cpu_started && t >= R.measure_from) {
       R.cpu_started = 1;
       kthreads_read(&R.k0); // first, so the client's own time leaves out the scan
@@ -601,7 +612,7 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
   // Connections still in flight at the end are neither counted nor errors.
   for (int i = 0; i < concurrency; i++)
     if (slots[i].state != IDLE) close(slots[i].fd);
-  double secs = (double)duration_ms / 1000.0;
+  double secs = R.count ? (double)(now_ns() - R.measure_from) / 1e9 : (double)duration_ms / 1000.0;
   qsort(R.connect.v, R.connect.n, sizeof(uint64_t), cmp_u64);
   qsort(R.cycle.v, R.cycle.n, sizeof(uint64_t), cmp_u64);
   printf("{\"connections\":%lu,\"errors\":%lu,\"mismatches\":%lu,\"seconds\":%.3f,\"rate\":%.1f,"
@@ -900,6 +911,7 @@ int main(int argc, char **argv) {
   R.send = opt(argc, argv, "--send");
   R.expect_in = opt(argc, argv, "--expect-in");
   R.cgroup_cpu = opt(argc, argv, "--cgroup-cpu");
+  R.count = (unsigned long)opt_int(argc, argv, "--count", 0);
   const char *close_mode = opt(argc, argv, "--close");
   R.close_rst = !close_mode || !strcmp(close_mode, "rst");
   if (close_mode && !R.close_rst && strcmp(close_mode, "fin") != 0) {
