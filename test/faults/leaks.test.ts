@@ -212,6 +212,7 @@ test.serial('connections closed every way leave 0 records in sluice_conns', asyn
     const delta = (k: string) => Number((after[k] ?? 0n) - (before[k] ?? 0n));
     const total = Object.values(COUNTS).reduce((a, b) => a + b, 0);
     t.log(`the proxy died: ${JSON.stringify(proxyDied.errors)}`);
+    t.is(proxyDied.errors.StillOpen, 0, 'every connection saw the proxy die');
     const ways = Object.entries(COUNTS).map(([k, v]) => `${k} ${v} in ${took[k as keyof typeof COUNTS]?.toFixed(1)} s`);
     t.log(`${total} connections (${ways.join(', ')}; fin ${Math.round(bulk.fin!.rate)}/s, rst ${Math.round(bulk.rst!.rate)}/s) in ${((Date.now() - started) / 1000).toFixed(1)} s: records written ${delta('conn_recorded')}, deleted ${delta('conn_deleted')}, left ${dp.maps.count('sluice_conns')}`);
     t.is(dp.maps.count('sluice_conns'), 0, 'no record outlives its connection');
