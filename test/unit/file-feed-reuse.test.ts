@@ -26,7 +26,7 @@ test('an unchanged source file reuses its parse; an edit is parsed anew', (t) =>
     const edited = feed.read()!;
     t.not(edited.records, first.records);
     t.deepEqual(
-      edited.records.map((r) => (r.result.status === 'uncaptured' ? null : r.result.policy?.excludeOutboundPorts)),
+      edited.records.map((r) => (r.result.status === 'captured' ? r.result.policy.excludeOutboundPorts : null)),
       [[9001], [9000]],
     );
   } finally {
