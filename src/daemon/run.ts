@@ -5,6 +5,7 @@ import { errorText } from '../errors.js';
 import type { Server } from 'node:http';
 import type { Server as NetServer } from 'node:net';
 import { release } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
 import pino from 'pino';
 import type { DataPlaneBackend, SockmapCheck } from '../dataplane/index.js';
 import { InputError } from '../policy/errors.js';
@@ -127,7 +128,19 @@ async function makeFeed(spec: ReturnType<typeof parseSourceSpec>, opts: DaemonOp
   });
 }
 
+/**
+ * V8 grows the young generation up to 2 x 64 MiB on a 24 GiB node, and keeps it: with 512
+ * pods that was 64 MiB of a 166 MiB RSS holding 0.6 MiB of objects (v8 heap space stats).
+ * The daemon allocates little per second, so it keeps the initial 2 x 1 MiB. The growth
+ * factor is read at each growth, so setting it now works (--max-semi-space-size is fixed
+ * at start; measured: new space stays 2 MiB instead of 128 under an allocation loop).
+ */
+export function keepYoungGenerationSmall(): void {
+  setFlagsFromString('--semi-space-growth-factor=1');
+}
+
 export async function runDaemon(opts: DaemonOptions, backend: DataPlaneBackend): Promise<Daemon> {
+  keepYoungGenerationSmall();
   const log = pino({ base: { component: 'sluice' } });
   const spec = parseSourceSpec(opts.source);
   const hooks: FeedHooks = { metrics: null };
