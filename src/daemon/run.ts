@@ -16,6 +16,7 @@ import type { Feed } from '../sources/record.js';
 import { DistinctErrors } from '../sources/stable.js';
 import { createHttpServer, wildcardListenWarning } from './http.js';
 import { serveLookupSocket } from './lookup.js';
+import { MallocTrimmer } from './malloc-trim.js';
 import { Metrics } from './metrics.js';
 import { IstioChainsCheck, nsenterSave } from './istio-iptables.js';
 import { CachedNetnsResolver } from './netns-cache.js';
@@ -189,6 +190,8 @@ export async function runDaemon(opts: DaemonOptions, backend: DataPlaneBackend):
   const reconciler = new Reconciler(dataPlane, new CachedNetnsResolver(dataPlane), metrics, log, chains, { holdUnknown: opts.holdUnknown ?? false });
 
   // Source errors are counted once per distinct error, not again on every resync.
+  const trimmer = new MallocTrimmer();
+  trimmer.maybeTrim(); // the install's object loads and vmlinux BTF are freed by now
   const sourceErrors = new DistinctErrors();
   const duplicates = new DistinctErrors();
   const sync = () => {
@@ -214,6 +217,7 @@ export async function runDaemon(opts: DaemonOptions, backend: DataPlaneBackend):
     let states;
     try {
       states = reconciler.reconcile(read.records, { prune: read.prune, budgetMs: PASS_BUDGET_MS });
+      if (reconciler.lastPassWrites > 0) trimmer.maybeTrim(); // applies load and free BPF objects
     } catch (e) {
       metrics.reconcileErrors.inc({ reason: 'map_write' });
       log.error({ reason: 'reconcile_failed', error: (e as Error).stack }, 'reconcile failed; will retry on the next change');
