@@ -92,7 +92,7 @@ export class SluiceMaps {
 
   count(name: MapName): number {
     const i = this.info(name);
-    return bpf.mapCount(i.fd, i.keySize, name);
+    return bpf.mapCountBatch(i.fd, i.keySize, i.valueSize, name) ?? bpf.mapCount(i.fd, i.keySize, name);
   }
 
   /** The recorded original destination of a captured connection, as its proxy sees it. */
