@@ -62,7 +62,7 @@ export class FdMap implements RawMap {
   }
 
   count(): number {
-    return bpf.mapCount(this.fd, this.shape.keySize, this.name);
+    return bpf.mapCountBatch(this.fd, this.shape.keySize, lookupBytes(this.shape), this.name) ?? bpf.mapCount(this.fd, this.shape.keySize, this.name);
   }
 
   close(): void {

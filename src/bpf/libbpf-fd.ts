@@ -85,6 +85,36 @@ export function mapCount(fd: number, keySize: number, what: string): number {
   }
 }
 
+/** The kernel's ENOTSUPP (not in os.constants): a map type without batch operations. */
+const ENOTSUPP = 524;
+const BATCH = 1024;
+
+/**
+ * How many keys a map holds, read with BPF_MAP_LOOKUP_BATCH: one syscall per BATCH
+ * entries instead of one per entry, and a walk that a concurrent delete cannot send back
+ * to the first bucket (get_next_key restarts when its key is gone). `valueBytes` is what
+ * one lookup writes (per-CPU maps: every CPU's slot). Null for a map type without batch
+ * operations (LPM tries, sockhashes): use mapCount then.
+ */
+export function mapCountBatch(fd: number, keySize: number, valueBytes: number, what: string): number | null {
+  const token = Buffer.alloc(Math.max(keySize, 8)); // hash maps' cursor is a bucket index
+  const keys = Buffer.allocUnsafe(keySize * BATCH);
+  const values = Buffer.allocUnsafe(valueBytes * BATCH);
+  let n = 0;
+  for (let first = true; ; first = false) {
+    const count = [BATCH];
+    const ret = c.map_lookup_batch(fd, first ? null : token, token, keys, values, count, null) as number;
+    if (ret >= 0) {
+      n += count[0]!;
+      continue;
+    }
+    const errno = errnoOf(ret);
+    if (errno === ERRNO.ENOENT) return n + count[0]!; // the last (possibly empty) batch
+    if (first && (errno === ENOTSUPP || errno === ERRNO.EINVAL || errno === ERRNO.EOPNOTSUPP)) return null;
+    throw new BpfError(`bpf_map_lookup_batch(${what})`, errno);
+  }
+}
+
 export function closeFd(fd: number): void {
   c.libc_close(fd);
 }

@@ -62,6 +62,7 @@ export const c = {
   map_lookup_elem: lib.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)'),
   map_delete_elem: lib.func('int bpf_map_delete_elem(int fd, const void *key)'),
   map_get_next_key: lib.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)'),
+  map_lookup_batch: lib.func('int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, _Inout_ uint32_t *count, const void *opts)'),
   libc_close: libc.func('int close(int fd)'),
   libc_syscall: libc.func('long syscall(long number, ...)'),
 };
