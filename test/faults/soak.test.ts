@@ -3,7 +3,8 @@
 // stream of lookups on the unix socket, and policy churn every 2 s (pod1 and its Sidecar
 // come and go and change, pod0's excluded port changes). Every few seconds the daemon's
 // RSS, open fds, event-loop delay (p99, from /metrics) and map entries are sampled; over
-// the second half their least-squares slopes must be flat within the bounds below.
+// the second half their trends (Theil–Sen slopes, robust to one stall) must be flat within
+// the bounds below.
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -11,6 +12,7 @@ import { stringify } from 'yaml';
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { bpfRequirementsMissing } from '../kernel/bpf-fixture.js';
 import { createWorld, killAllDaemons, metric, parseMetrics, podObject, reapStaleWorld, startDaemon, waitFor } from '../kernel/harness/daemon.js';
+import { leastSquaresSlope, theilSenSlope as slope } from '../support/slope.js';
 import { runClient } from './load-client.js';
 
 const missing = bpfRequirementsMissing();
@@ -29,19 +31,6 @@ const BOUNDS = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Least-squares slope of y over x. */
-export function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i]! - mx) * (ys[i]! - my);
-    den += (xs[i]! - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -174,6 +163,7 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
     // Where RSS is, so a failure says whether the JS heap or native memory grew.
     const first = samples[0]!;
     t.log(`rss first/last ${first.rss.toFixed(1)}/${last.rss.toFixed(1)} MiB: anonymous ${first.anon.toFixed(1)}/${last.anon.toFixed(1)}, JS heap used ${first.heap.toFixed(1)}/${last.heap.toFixed(1)}; second-half slopes: anonymous ${slope(xs, half.map((s) => s.anon)).toFixed(3)}, heap ${slope(xs, half.map((s) => s.heap)).toFixed(3)} MiB/min`);
+    t.log(`least-squares slopes, for comparison: loop ${leastSquaresSlope(xs, half.map((s) => s.loop)).toFixed(3)} ms/min, rss ${leastSquaresSlope(xs, half.map((s) => s.rss)).toFixed(3)} MiB/min`);
     t.log(`slopes per minute over the second half: ${Object.entries(slopes).map(([k, v]) => `${k} ${v.toFixed(3)} (bound ${BOUNDS[k as keyof typeof BOUNDS]})`).join(', ')}`);
     // Only growth counts: a falling RSS or delay (GC settling, load elsewhere easing) is no leak.
     for (const [k, v] of Object.entries(slopes)) t.true(v <= BOUNDS[k as keyof typeof BOUNDS], `${k}: slope ${v.toFixed(3)}/min`);
