@@ -155,15 +155,19 @@ async function memoryReport(b: Base, peak: number, bpf: BpfMemory | null, rules:
   return { bpf, iptablesRules: rules, conntrack: { entries, peakEntries: Math.max(peak, entries), objectBytes: conntrackObjectBytes() } };
 }
 
-/** Installs the data plane on `cgroupDir` and gives the pod netns the policy. */
-function installBpf(ctx: SetupContext, topo: Topology, cgroupDir: string): { dp: BpfDataPlane; bpffsDir: string } {
+/** Installs the data plane on `cgroupDir` and gives each pod netns (by path) its policy. */
+export function installDataPlane(cleanup: Cleanup, cgroupDir: string, pods: [netnsPath: string, policy: CapturePolicy][]): { dp: BpfDataPlane; bpffsDir: string } {
   const bpffs = createBpffsDir();
   // Uninstall detaches every link (the netns' sk_lookup included) and unpins the maps.
-  ctx.cleanup.push(`bpffs ${bpffs.path}`, () => bpffs.destroy());
+  cleanup.push(`bpffs ${bpffs.path}`, () => bpffs.destroy());
   const dp = BpfDataPlane.install({ cgroupDir, bpffsDir: bpffs.path });
-  ctx.cleanup.push('BPF map fds', () => dp.close());
-  dp.applyPolicy(dp.cookieOf(topo.pod.path), ctx.policy);
+  cleanup.push('BPF map fds', () => dp.close());
+  for (const [path, policy] of pods) dp.applyPolicy(dp.cookieOf(path), policy);
   return { dp, bpffsDir: bpffs.path };
+}
+
+function installBpf(ctx: SetupContext, topo: Topology, cgroupDir: string): { dp: BpfDataPlane; bpffsDir: string } {
+  return installDataPlane(ctx.cleanup, cgroupDir, [[topo.pod.path, ctx.policy]]);
 }
 
 function bpfMemoryOf(dp: BpfDataPlane, bpffsDir: string): Promise<BpfMemory> {

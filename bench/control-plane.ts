@@ -5,6 +5,7 @@
 //  - an API outage of S seconds under traffic: decisions that changed (must be 0).
 // Run as root: `npm run bench:control-plane -- [--pods 200] [--changes 20] [--outage-seconds 60]`.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BpfDataPlane } from '../src/bpf/dataplane.js';
 import type { PodState } from '../src/daemon/reconcile.js';
@@ -13,15 +14,23 @@ import { createWorld, killAllDaemons, REMOTE, waitFor, type Daemon, type World }
 import { bareNetns, createKubeWorld, type KubeWorld } from '../test/kernel/harness/kube-world.js';
 import type { ProbeResult } from '../test/kernel/harness/probe.js';
 
-const { values } = parseArgs({ options: { pods: { type: 'string', default: '200' }, changes: { type: 'string', default: '20' }, 'outage-seconds': { type: 'string', default: '60' }, json: { type: 'boolean' } } });
-const PODS = Number(values.pods);
-const CHANGES = Number(values.changes);
+// Imported (`npm run bench -- --control-plane`), it reads no argv: controlPlaneFigures() below.
+const isMain = process.argv[1] === fileURLToPath(import.meta.url);
+const { values } = parseArgs({ args: isMain ? process.argv.slice(2) : [], options: { pods: { type: 'string', default: '200' }, changes: { type: 'string', default: '20' }, 'outage-seconds': { type: 'string', default: '60' }, json: { type: 'boolean' } } });
+let PODS = Number(values.pods);
+let CHANGES = Number(values.changes);
 const OUTAGE_S = Number(values['outage-seconds']);
 const EXCLUDE = 'traffic.sidecar.istio.io/excludeOutboundPorts';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** The private, anonymous part of RSS (heap, V8, malloc); the rest is file pages (the node binary) shared with every Node process. */
+function anonMiB(pid: number): number {
+  const m = /^Anonymous:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
@@ -70,6 +79,7 @@ async function coldStartAndChanges() {
       }
       const coldStartMs = Date.now() - t0;
       const rss = rssMiB(d.child.pid!);
+      const anon = anonMiB(d.child.pid!);
       if (process.env.SLUICE_BENCH_LOG) writeFileSync(process.env.SLUICE_BENCH_LOG, d.output()); // the daemon's JSON log, for timings
       const latencies: number[] = [];
       for (let i = 0; i < CHANGES; i++) {
@@ -82,7 +92,7 @@ async function coldStartAndChanges() {
         latencies.push(Date.now() - start);
       }
       await d.stop();
-      return { pods: PODS, coldStartMs, healthyMs, rssMiB: Math.round(rss * 10) / 10, sidecarChangeMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), n: latencies.length } };
+      return { pods: PODS, coldStartMs, healthyMs, rssMiB: Math.round(rss * 10) / 10, anonMiB: Math.round(anon * 10) / 10, sidecarChangeMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: Math.max(...latencies), n: latencies.length } };
     } finally {
       await ns.destroy();
     }
@@ -138,11 +148,20 @@ async function outage() {
   }
 }
 
-const started = Date.now();
-const cold = await coldStartAndChanges();
-console.log(`cold start: ${cold.pods} pods captured in ${cold.coldStartMs} ms from exec (programs loaded, /healthz up at ${cold.healthyMs} ms); daemon RSS ${cold.rssMiB} MiB`);
-console.log(`Sidecar change → kernel: p50 ${cold.sidecarChangeMs.p50} ms, p99 ${cold.sidecarChangeMs.p99} ms (n=${cold.sidecarChangeMs.n}, ${cold.pods} pods on the node)`);
-const out = await outage();
-console.log(`API outage ${out.outageSeconds} s (half stopped, half 500s): ${out.decisionsChanged} of ${out.connectionsChecked} decisions changed; kernel policies changed: ${out.policiesChanged}; staleness reported: ${out.staleSecondsAtEnd} s`);
-if (values.json) console.log(JSON.stringify({ kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), cold, outage: out, wallSeconds: Math.round((Date.now() - started) / 1000) }));
-process.exitCode = out.decisionsChanged === 0 && !out.policiesChanged ? 0 : 1;
+if (isMain) {
+  const started = Date.now();
+  const cold = await coldStartAndChanges();
+  console.log(`cold start: ${cold.pods} pods captured in ${cold.coldStartMs} ms from exec (programs loaded, /healthz up at ${cold.healthyMs} ms); daemon RSS ${cold.rssMiB} MiB (${cold.anonMiB} MiB anonymous, the rest file-backed)`);
+  console.log(`Sidecar change → kernel: p50 ${cold.sidecarChangeMs.p50} ms, p99 ${cold.sidecarChangeMs.p99} ms (n=${cold.sidecarChangeMs.n}, ${cold.pods} pods on the node)`);
+  const out = await outage();
+  console.log(`API outage ${out.outageSeconds} s (half stopped, half 500s): ${out.decisionsChanged} of ${out.connectionsChecked} decisions changed; kernel policies changed: ${out.policiesChanged}; staleness reported: ${out.staleSecondsAtEnd} s`);
+  if (values.json) console.log(JSON.stringify({ kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), cold, outage: out, wallSeconds: Math.round((Date.now() - started) / 1000) }));
+  process.exitCode = out.decisionsChanged === 0 && !out.policiesChanged ? 0 : 1;
+}
+
+/** For `npm run bench -- --control-plane`: cold start, RSS and change latencies with `pods` pods (no outage). */
+export async function controlPlaneFigures(o: { pods: number; changes: number }): Promise<Awaited<ReturnType<typeof coldStartAndChanges>>> {
+  PODS = o.pods;
+  CHANGES = o.changes;
+  return coldStartAndChanges();
+}

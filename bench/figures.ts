@@ -41,14 +41,17 @@ export function addedCpu(rs: LoadResult[], none: LoadResult[]): number[] {
   return Array.from({ length: n }, (_, i) => cpuOf(rs[i]!) - cpuOf(none[i]!));
 }
 
-/** Rate, CPU per connection, what the capture adds, latencies: for every backend of every group. */
-export function loadFigures(prefix: string, results: Results | Partial<Record<string, Partial<Record<BackendName, LoadResult[]>>>>): Figure[] {
+/**
+ * Rate, CPU per connection, what the capture adds (over `floor`, `none` unless told),
+ * latencies: for every backend of every group.
+ */
+export function loadFigures(prefix: string, results: Results | Partial<Record<string, Partial<Record<string, LoadResult[]>>>>, floor = 'none'): Figure[] {
   const out: Figure[] = [];
-  for (const [group, byBackend] of Object.entries(results)) {
+  for (const [group, byBackend] of Object.entries(results) as [string, Partial<Record<string, LoadResult[]>> | undefined][]) {
     if (!byBackend) continue;
     const base = byBackend.iptables ?? null;
-    const none = byBackend.none ?? null;
-    for (const [name, rs] of Object.entries(byBackend) as [BackendName, LoadResult[]][]) {
+    const none = byBackend[floor] ?? null;
+    for (const [name, rs] of Object.entries(byBackend) as [string, LoadResult[]][]) {
       const pair = (unit: string, metric: string, f: (r: LoadResult) => number) => {
         const p = paired(rs.map(f), name === 'iptables' ? null : base ? base.map(f) : null);
         out.push({ id: `${prefix}${metric}.${group}.${name}`, unit, ...p });
@@ -57,7 +60,7 @@ export function loadFigures(prefix: string, results: Results | Partial<Record<st
       pair('µs/conn', 'cpu', cpuOf);
       pair('µs', 'connectP50', (r) => r.connectUs.p50);
       pair('µs', 'cycleP50', (r) => r.cycleUs.p50);
-      if (none && name !== 'none') {
+      if (none && name !== floor) {
         const mine = addedCpu(rs, none);
         const p = paired(mine, name === 'iptables' || !base ? null : addedCpu(base, none));
         out.push({ id: `${prefix}capture.${group}.${name}`, unit: 'µs/conn', ...p });

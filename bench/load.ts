@@ -48,7 +48,7 @@ export interface LoadOptions {
   netnsPath: string;
   dst: string;
   /** The reply every connection must get: "<proxy port> <original destination>". */
-  expect: string;
+  expect?: string;
   uid?: number;
   concurrency: number;
   warmupMs: number;
@@ -58,6 +58,14 @@ export interface LoadOptions {
   cpu: number | null;
   /** The server's pid, whose CPU time the client adds to its own. */
   serverPid?: number;
+  /** A request to write on each connection; the reply is then read to EOF (a real proxy's). */
+  send?: string;
+  /** Text the whole reply must contain (for replies longer than --expect's one line). */
+  expectIn?: string;
+  /** Take the processes' CPU time from this cgroup's cpu.stat (all of it: client, proxies, apps). */
+  cgroupCpu?: string;
+  /** Exactly this many connections, then stop (durationMs is then a time limit). */
+  count?: number;
 }
 
 export class LoadError extends Error {
@@ -66,10 +74,14 @@ export class LoadError extends Error {
 }
 
 export async function runLoad(cgroup: TestCgroup, o: LoadOptions): Promise<LoadResult> {
-  const args = ['run', '--netns', o.netnsPath, '--dst', o.dst, '--expect', o.expect, '--concurrency', String(o.concurrency), '--warmup-ms', String(o.warmupMs), '--duration-ms', String(o.durationMs), '--close', o.close];
+  const args = ['run', '--netns', o.netnsPath, '--dst', o.dst, ...(o.expect !== undefined ? ['--expect', o.expect] : []), '--concurrency', String(o.concurrency), '--warmup-ms', String(o.warmupMs), '--duration-ms', String(o.durationMs), '--close', o.close];
   if (o.uid !== undefined) args.push('--uid', String(o.uid));
   if (o.cpu !== null) args.push('--cpu', String(o.cpu));
   if (o.serverPid !== undefined) args.push('--server-pid', String(o.serverPid));
+  if (o.send !== undefined) args.push('--send', o.send);
+  if (o.expectIn !== undefined) args.push('--expect-in', o.expectIn);
+  if (o.cgroupCpu !== undefined) args.push('--cgroup-cpu', o.cgroupCpu);
+  if (o.count !== undefined) args.push('--count', String(o.count));
   return runBench<LoadResult>(cgroup, args);
 }
 

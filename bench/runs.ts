@@ -2,11 +2,12 @@
 // each figure's median across the runs' medians with their spread (lowest to highest run
 // median), and every target judged on that interval.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spread, type Figure } from './figures.js';
-import { judgeAll, type Judged } from './targets.js';
+import { formatFigure, spread, type Figure } from './figures.js';
+import { renderSvg } from './svg.js';
+import { formatTargets, judgeAll, type Judged } from './targets.js';
 
 export interface RunDoc {
   figures: Figure[];
@@ -56,3 +57,15 @@ export function childArgs(argv: string[]): string[] {
 }
 
 export { judgeAll };
+
+/** `--runs N`: the whole bench again in separate processes; figures are then medians across runs. */
+export async function multiRun(script: string, argv: string[], runs: number, out: { json?: string | undefined; svg?: string | undefined }, log: (m: string) => void): Promise<void> {
+  const docs = await repeatRuns(script, childArgs(argv), runs, log);
+  const figures = combineRuns(docs);
+  const judged = judgeAll(figures);
+  console.log(`\nsluice bench, ${runs} runs: each figure is the median of the runs' medians [lowest..highest run median]`);
+  for (const f of figures) if (!/(^|\.)(errors|mismatches)\./.test(f.id)) console.log(`  ${f.id.padEnd(44)} ${formatFigure(f)}`);
+  console.log(`\n${formatTargets(judged, `interval: lowest to highest of ${runs} run medians`)}`);
+  if (out.json) writeFileSync(out.json, `${JSON.stringify({ runs: docs.length, figures, targets: judged, perRun: docs }, null, 2)}\n`);
+  if (out.svg) writeFileSync(out.svg, await renderSvg(figures, `sluice bench, ${runs} runs, kernel ${release()}`, 'run median'));
+}

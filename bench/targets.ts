@@ -1,4 +1,5 @@
-// The targets that the data-plane bench measures, each judged on an interval:
+// The targets, each judged on an interval (the control-plane ones when the run has
+// --control-plane; otherwise they read "not measured"):
 // met when the whole interval is on the right side, not met when all of it is on the
 // wrong side, unsettled when it straddles the target. Within one run the interval is the
 // lowest to highest round; across --runs it is the lowest to highest run median.
@@ -9,8 +10,10 @@ export interface Target {
   figure: string;
   /** Which part of the figure: its ratio to iptables, or its value. */
   of: 'vsIptables' | 'value';
-  op: '<=' | '>=';
+  op: '<' | '<=' | '>=';
   bound: number;
+  /** The optional phase that measures it; none: every run does. */
+  phase?: 'control-plane';
 }
 
 export const TARGETS: Target[] = [
@@ -25,6 +28,10 @@ export const TARGETS: Target[] = [
   { what: 'CPU/conn at the most live records over an empty map <= 1.1x (ebpf)', figure: 'curve.conns.growth.ebpf', of: 'value', op: '<=', bound: 1.1 },
   { what: 'CPU/conn at the most pods over 1 pod <= 1.1x (ebpf)', figure: 'curve.pods.growth.ebpf', of: 'value', op: '<=', bound: 1.1 },
   { what: 'BPF map memory, acceleration off, <= 4 MiB', figure: 'memory.mapMiB.ebpf', of: 'value', op: '<=', bound: 4 },
+  { what: 'policy change p99 < 100 ms (Sidecar edit, 512 pods)', figure: 'controlPlane.policyChangeP99Ms.512pods', of: 'value', op: '<', bound: 100, phase: 'control-plane' },
+  { what: 'cold start, 512 pods, to all captured < 1 s (ms)', figure: 'controlPlane.coldStartMs.512pods', of: 'value', op: '<', bound: 1000, phase: 'control-plane' },
+  { what: 'daemon RSS with 512 pods < 80 MB', figure: 'controlPlane.rssMB.512pods', of: 'value', op: '<', bound: 80, phase: 'control-plane' },
+  { what: 'original-destination lookups (unix socket) >= 100k/s', figure: 'controlPlane.lookupsPerSecond', of: 'value', op: '>=', bound: 100_000, phase: 'control-plane' },
 ];
 
 export type Verdict = 'met' | 'not met' | 'unsettled' | 'not measured';
@@ -38,7 +45,7 @@ export interface Judged {
 
 export function judge(t: Target, s: Spread | null | undefined): Verdict {
   if (!s || !Number.isFinite(s.min) || !Number.isFinite(s.max)) return 'not measured';
-  const good = (x: number) => (t.op === '<=' ? x <= t.bound : x >= t.bound);
+  const good = (x: number) => (t.op === '<' ? x < t.bound : t.op === '<=' ? x <= t.bound : x >= t.bound);
   if (good(s.min) && good(s.max)) return 'met';
   if (!good(s.min) && !good(s.max)) return 'not met';
   return 'unsettled';

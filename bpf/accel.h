@@ -14,8 +14,11 @@
 #ifndef SLUICE_ACCEL_H
 #define SLUICE_ACCEL_H
 
-#include "endpoint.h"
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
 #include "maps.h"
+#include "endpoint.h"
 
 static __always_inline int accelerate_on(void)
 {

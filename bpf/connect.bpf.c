@@ -7,6 +7,17 @@
  * captures connected and unconnected UDP alike); dns.bpf.c does unconnected datagrams
  * and restores the source of the replies.
  */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
+#include "decide.h"
+#include "owner.h"
+#include "redirect.h"
 #include "dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -91,17 +102,17 @@ static __always_inline void bind_source(struct bpf_sock_addr *ctx, const struct 
 	long err;
 
 	if (ctx->family == AF_INET) {
-		struct bind_addr4 a = { .family = AF_INET, .addr = src->addr[0] };
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = src->addr[0] };
 
 		err = bpf_bind(ctx, (struct sockaddr *)&a, sizeof(a));
 	} else {
-		struct bind_addr6 a = { .family = AF_INET6 };
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6 };
 
 		if (src->family == SLUICE_FAMILY_IPV4) {
-			a.addr[2] = bpf_htonl(IPV4_MAPPED_WORD2);
-			a.addr[3] = src->addr[0];
+			a.sin6_addr.s6_addr32[2] = bpf_htonl(IPV4_MAPPED_WORD2);
+			a.sin6_addr.s6_addr32[3] = src->addr[0];
 		} else {
-			addr_copy(a.addr, src->addr);
+			addr_copy(a.sin6_addr.s6_addr32, src->addr);
 		}
 		err = bpf_bind(ctx, (struct sockaddr *)&a, sizeof(a));
 	}

@@ -9,8 +9,12 @@
 #ifndef SLUICE_DECIDE_H
 #define SLUICE_DECIDE_H
 
-#include "endpoint.h"
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
 #include "maps.h"
+#include "endpoint.h"
 
 #define DNS_PORT 53
 

@@ -16,6 +16,14 @@
  * Resolvers accept that: the reply is still from one of their servers. glibc and Go use a
  * socket per server or per query; musl checks the reply's source against its list.
  */
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
+#include "decide.h"
+#include "redirect.h"
 #include "dns.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -9,6 +9,13 @@
 #ifndef SLUICE_DNS_H
 #define SLUICE_DNS_H
 
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
+#include "decide.h"
 #include "owner.h"
 #include "redirect.h"
 

@@ -7,6 +7,7 @@
 #define SLUICE_ENDPOINT_H
 
 #include <linux/bpf.h>
+#include <linux/in.h> /* IPPROTO_TCP, IPPROTO_UDP */
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "sluice.h"
@@ -17,8 +18,6 @@
 
 #define AF_INET 2
 #define AF_INET6 10
-#define IPPROTO_TCP 6
-#define IPPROTO_UDP 17
 #define SOL_IP 0
 #define SOL_IPV6 41
 #define SO_ORIGINAL_DST 80 /* SOL_IP; IP6T_SO_ORIGINAL_DST has the same number */
@@ -128,33 +127,49 @@ static __always_inline void conn_key_make(struct sluice_conn_key *key, const str
 	key->family = listener->family;
 }
 
-/* sockops and sk_lookup give the local port in host order; the rest is network order.
- * bpf_sock_ops.remote_port holds the network-order port as a 32-bit network-order value
- * (it is shifted on little-endian), hence the ntohl. */
+/* Every socket context gives the local port in host order; the rest is network order.
+ * bpf_sock_ops and sk_msg_md hold the network-order remote port as a 32-bit
+ * network-order value (it is shifted on little-endian), hence the ntohl; bpf_sock and
+ * bpf_sk_lookup hold it as a __be16. */
 static __always_inline __be16 port_from_host32(__u32 port)
 {
 	return bpf_htons((__u16)port);
 }
 
-static __always_inline __be16 sock_ops_remote_port(__u32 remote_port)
+static __always_inline __be16 port_from_net32(__u32 remote_port)
 {
 	return bpf_htons((__u16)bpf_ntohl(remote_port));
 }
 
-/* Local and remote ends of a full socket (struct bpf_sock). */
-static __always_inline void bpf_sock_endpoints(const struct bpf_sock *sk, struct endpoint *local,
-					       struct endpoint *remote)
+static __always_inline __be16 port_from_net16(__u32 remote_port)
 {
-	if (sk->family == AF_INET) {
-		endpoint_set4(local, sk->src_ip4, port_from_host32(sk->src_port));
-		endpoint_set4(remote, sk->dst_ip4, sk->dst_port);
-	} else {
-		endpoint_set6(local, sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3],
-			      port_from_host32(sk->src_port));
-		endpoint_set6(remote, sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3],
-			      sk->dst_port);
-	}
+	return (__be16)remote_port;
 }
+
+/* One end of a socket: an IPv4 address, or the four words of an IPv6 one. */
+static __always_inline void endpoint_from(struct endpoint *ep, __u32 family, __be32 ip4, __be32 w0, __be32 w1,
+					  __be32 w2, __be32 w3, __be16 port)
+{
+	if (family == AF_INET)
+		endpoint_set4(ep, ip4, port);
+	else
+		endpoint_set6(ep, w0, w1, w2, w3, port);
+}
+
+/*
+ * The local and remote ends of a socket from a hook context whose fields are named
+ * <L>_ip4, <L>_ip6, <L>_port and the same for <R>: bpf_sock_ops, sk_msg_md and
+ * bpf_sk_lookup (local, remote), bpf_sock (src, dst). RPORT is port_from_net32 or
+ * port_from_net16, as above. A macro, so that every field is read straight from the
+ * context at a constant offset, which is all the verifier allows.
+ */
+#define ctx_endpoints(ctx, L, R, RPORT, local, remote)                                                          \
+	do {                                                                                                    \
+		endpoint_from((local), (ctx)->family, (ctx)->L##_ip4, (ctx)->L##_ip6[0], (ctx)->L##_ip6[1],    \
+			      (ctx)->L##_ip6[2], (ctx)->L##_ip6[3], port_from_host32((ctx)->L##_port));        \
+		endpoint_from((remote), (ctx)->family, (ctx)->R##_ip4, (ctx)->R##_ip6[0], (ctx)->R##_ip6[1],   \
+			      (ctx)->R##_ip6[2], (ctx)->R##_ip6[3], RPORT((ctx)->R##_port));                    \
+	} while (0)
 
 /* Writes an address into an IPv6 sock_addr context (user_ip6/user_port): an IPv4 address
  * in its v4-mapped form, since the socket is IPv6. */

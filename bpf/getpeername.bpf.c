@@ -3,8 +3,11 @@
  * cgroup/getpeername4, cgroup/getpeername6: the app's captured socket reports the
  * original destination as its peer, exactly as REDIRECT's reverse NAT makes it appear.
  */
-#include "endpoint.h"
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
 #include "maps.h"
+#include "endpoint.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 

@@ -9,26 +9,18 @@
  *  - the app's own captured socket: its original destination.
  * Every other call passes through untouched, whatever its level, name or size.
  */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
 #include "decide.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SOCKOPT_OK 1
-
-struct sockaddr_in___sluice {
-	__u16 sin_family;
-	__be16 sin_port;
-	__be32 sin_addr;
-	__u8 sin_zero[8];
-};
-
-struct sockaddr_in6___sluice {
-	__u16 sin6_family;
-	__be16 sin6_port;
-	__be32 sin6_flowinfo;
-	__be32 sin6_addr[4];
-	__u32 sin6_scope_id;
-};
 
 /*
  * Leaves the kernel's answer exactly as it is. optlen 0 tells the kernel not to copy the
@@ -46,7 +38,7 @@ static __always_inline int answer(struct bpf_sockopt *ctx, const __be32 *addr, _
 	void *end = (void *)(long)ctx->optval_end;
 
 	if (ctx->level == SOL_IP && family == SLUICE_FAMILY_IPV4) {
-		struct sockaddr_in___sluice *sin = (void *)(long)ctx->optval;
+		struct sockaddr_in *sin = (void *)(long)ctx->optval;
 
 		if ((void *)(sin + 1) > end) {
 			count(SLUICE_COUNTER_ORIG_DST_SHORT_BUFFER);
@@ -55,10 +47,10 @@ static __always_inline int answer(struct bpf_sockopt *ctx, const __be32 *addr, _
 		__builtin_memset(sin, 0, sizeof(*sin));
 		sin->sin_family = AF_INET;
 		sin->sin_port = port;
-		sin->sin_addr = addr[0];
+		sin->sin_addr.s_addr = addr[0];
 		ctx->optlen = sizeof(*sin);
 	} else if (ctx->level == SOL_IPV6 && family == SLUICE_FAMILY_IPV6) {
-		struct sockaddr_in6___sluice *sin6 = (void *)(long)ctx->optval;
+		struct sockaddr_in6 *sin6 = (void *)(long)ctx->optval;
 
 		if ((void *)(sin6 + 1) > end) {
 			count(SLUICE_COUNTER_ORIG_DST_SHORT_BUFFER);
@@ -67,7 +59,7 @@ static __always_inline int answer(struct bpf_sockopt *ctx, const __be32 *addr, _
 		__builtin_memset(sin6, 0, sizeof(*sin6));
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = port;
-		addr_copy(sin6->sin6_addr, addr);
+		addr_copy(sin6->sin6_addr.s6_addr32, addr);
 		ctx->optlen = sizeof(*sin6);
 	} else {
 		/* Asked for the other family: conntrack would not find it either. */
@@ -88,6 +80,7 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 	const struct sluice_pod_policy *p;
 	struct sluice_sock_state *st;
 	__u64 netns_cookie;
+	int captured, accepted;
 
 	if (ctx->optname != SO_ORIGINAL_DST || (ctx->level != SOL_IP && ctx->level != SOL_IPV6))
 		return pass_through(ctx);
@@ -98,7 +91,7 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 	if (!p)
 		return pass_through(ctx);
 
-	bpf_sock_endpoints(sk, &local, &remote);
+	ctx_endpoints(sk, src, dst, port_from_net16, &local, &remote);
 	conn_key_make(&key, &remote, &local, netns_cookie);
 	rec = bpf_map_lookup_elem(&sluice_conns, &key);
 	if (rec) {
@@ -106,19 +99,20 @@ int sluice_getsockopt(struct bpf_sockopt *ctx)
 		return answer(ctx, rec->addr, rec->port, rec->family);
 	}
 	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
+	captured = st && (st->flags & SLUICE_SOCK_CAPTURED);
+	accepted = st && (st->flags & SLUICE_SOCK_ACCEPTED);
 	/* On a proxy port, from inside the pod, with no record: a redirected connect whose
 	 * record could not be kept (quota, full map). Its local address is the proxy itself,
 	 * so answering with it would loop; fail as a missing conntrack entry does. */
-	if (st && (st->flags & SLUICE_SOCK_ACCEPTED) && (local.port == p->port_outbound || local.port == p->port_inbound) &&
-	    is_local_address(p, &remote)) {
+	if (accepted && (local.port == p->port_outbound || local.port == p->port_inbound) && is_local_address(p, &remote)) {
 		count(SLUICE_COUNTER_ORIG_DST_UNRECORDED);
 		return pass_through(ctx);
 	}
-	if (st && (st->flags & SLUICE_SOCK_ACCEPTED)) {
+	if (accepted) {
 		count(SLUICE_COUNTER_ORIG_DST_LOCAL);
 		return answer(ctx, local.addr, local.port, local.family);
 	}
-	if (st && (st->flags & SLUICE_SOCK_CAPTURED)) {
+	if (captured) {
 		count(SLUICE_COUNTER_ORIG_DST_RECORD);
 		return answer(ctx, st->orig.addr, st->orig.port, st->orig.family);
 	}

@@ -165,32 +165,40 @@ static __always_inline __u32 conn_quota(void)
 	return g ? g->conn_quota : 0;
 }
 
+/* Whether `live` records (NULL: none) fill the pod's quota. */
+static __always_inline int conn_quota_full(const __u64 *live)
+{
+	__u32 limit = conn_quota();
+
+	return limit && live && *live >= limit;
+}
+
 /* Whether the pod netns holds its quota of original-destination records already. */
 static __always_inline int conn_quota_reached(__u64 netns_cookie)
 {
-	__u32 limit = conn_quota();
-	__u64 *n;
-
-	if (!limit)
-		return 0;
-	n = bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
-	return n && *n >= limit;
+	return conn_quota_full(bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie));
 }
 
-/* One more (delta 1) or one fewer (-1) live record for the netns. */
-static __always_inline void conn_count_add(__u64 netns_cookie, __s64 delta)
+/* The netns's count of live records, created at 0 when it has none; NULL when the map
+ * is full. The caller adds 1 once its record is written. */
+static __always_inline __u64 *conn_count_slot(__u64 netns_cookie)
 {
 	__u64 zero = 0, *n = bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
 
-	if (!n && delta > 0) {
-		bpf_map_update_elem(&sluice_conn_count, &netns_cookie, &zero, BPF_NOEXIST);
-		n = bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
-	}
-	if (!n)
-		return;
-	if (delta < 0 && *n == 0)
-		return; /* the entry was reset (the pod's policy removed and written again) */
-	__sync_fetch_and_add(n, delta);
+	if (n)
+		return n;
+	bpf_map_update_elem(&sluice_conn_count, &netns_cookie, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
+}
+
+/* One fewer live record for the netns. */
+static __always_inline void conn_count_drop(__u64 netns_cookie)
+{
+	__u64 *n = bpf_map_lookup_elem(&sluice_conn_count, &netns_cookie);
+
+	/* 0: the entry was reset (the pod's policy removed and written again). */
+	if (n && *n > 0)
+		__sync_fetch_and_add(n, -1);
 }
 
 #endif /* SLUICE_MAPS_H */

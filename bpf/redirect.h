@@ -7,23 +7,11 @@
 #ifndef SLUICE_REDIRECT_H
 #define SLUICE_REDIRECT_H
 
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include "sluice.h"
+#include "endpoint.h"
 #include "decide.h"
-
-/* The sockaddr forms bpf_bind() takes. */
-struct bind_addr4 {
-	__u16 family;
-	__be16 port;
-	__be32 addr;
-	__u8 zero[8];
-};
-
-struct bind_addr6 {
-	__u16 family;
-	__be16 port;
-	__be32 flowinfo;
-	__be32 addr[4];
-	__u32 scope_id;
-};
 
 static __always_inline void endpoint_set_loop_host(struct endpoint *ep, __u8 family)
 {

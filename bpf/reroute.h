@@ -21,8 +21,16 @@
 #ifndef SLUICE_REROUTE_H
 #define SLUICE_REROUTE_H
 
+#include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/in.h>
 #include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
+#include "decide.h"
 #include "redirect.h"
 
 #define REROUTE_L3_OFF ETH_HLEN

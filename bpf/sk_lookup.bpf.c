@@ -12,6 +12,11 @@
  * install instead of once per pod (150 ms a pod), and an upgrade swaps it for every
  * netns at once by rewriting sluice_lookup_prog.
  */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
 #include "decide.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -87,15 +92,7 @@ int sluice_sk_lookup_steer(struct bpf_sk_lookup *ctx)
 		count(SLUICE_COUNTER_SK_LOOKUP_NO_POLICY);
 		return SK_PASS;
 	}
-	if (ctx->family == AF_INET) {
-		endpoint_set4(&c.src, ctx->remote_ip4, ctx->remote_port);
-		endpoint_set4(&c.dst, ctx->local_ip4, port_from_host32(ctx->local_port));
-	} else {
-		endpoint_set6(&c.src, ctx->remote_ip6[0], ctx->remote_ip6[1], ctx->remote_ip6[2], ctx->remote_ip6[3],
-			      ctx->remote_port);
-		endpoint_set6(&c.dst, ctx->local_ip6[0], ctx->local_ip6[1], ctx->local_ip6[2], ctx->local_ip6[3],
-			      port_from_host32(ctx->local_port));
-	}
+	ctx_endpoints(ctx, local, remote, port_from_net16, &c.dst, &c.src);
 	c.ifindex = ctx->ingress_ifindex;
 	c.tcp = ctx->protocol == IPPROTO_TCP;
 

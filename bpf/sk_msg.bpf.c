@@ -4,22 +4,14 @@
  * it to the peer socket's receive queue when the peer is enrolled too (accel.h). Anything
  * else goes by TCP as usual, and that socket then stays on TCP for good.
  */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
 #include "accel.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-static __always_inline void msg_endpoints(const struct sk_msg_md *msg, struct endpoint *local, struct endpoint *remote)
-{
-	if (msg->family == AF_INET) {
-		endpoint_set4(local, msg->local_ip4, port_from_host32(msg->local_port));
-		endpoint_set4(remote, msg->remote_ip4, sock_ops_remote_port(msg->remote_port));
-	} else {
-		endpoint_set6(local, msg->local_ip6[0], msg->local_ip6[1], msg->local_ip6[2], msg->local_ip6[3],
-			      port_from_host32(msg->local_port));
-		endpoint_set6(remote, msg->remote_ip6[0], msg->remote_ip6[1], msg->remote_ip6[2], msg->remote_ip6[3],
-			      sock_ops_remote_port(msg->remote_port));
-	}
-}
 
 /* This message goes by TCP, so every later one must too. */
 static __always_inline void stay_on_tcp(struct bpf_sock *sk, struct sluice_sock_state *st)
@@ -50,7 +42,7 @@ int sluice_sk_msg(struct sk_msg_md *msg)
 		count(SLUICE_COUNTER_ACCEL_OFF);
 		return SK_PASS;
 	}
-	msg_endpoints(msg, &local, &remote);
+	ctx_endpoints(msg, local, remote, port_from_net32, &local, &remote);
 	accel_key_make(&peer, &remote, &local, bpf_get_netns_cookie(msg));
 	if (bpf_msg_redirect_hash(msg, &sluice_accel, &peer, BPF_F_INGRESS) == SK_PASS) {
 		count(SLUICE_COUNTER_ACCEL_REDIRECTED);

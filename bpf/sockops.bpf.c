@@ -5,68 +5,59 @@
  *    record is copied to the connection key the proxy computes from its accepted socket;
  *  - state change to CLOSE: that record is deleted, so records never leak;
  *  - passive established: an accepted socket in a captured pod is marked, so that
- *    SO_ORIGINAL_DST answers with its local address like conntrack would; a rerouted VM
+ *    SO_ORIGINAL_DST answers with its local address like conntrack would (not the
+ *    proxy's end of an app's recorded connection: see mark_accepted); a rerouted VM
  *    connection's record (tc_reroute.bpf.c) is adopted, to be deleted at close;
  *  - listen: a proxy listener (P_IN, P_OUT) enters the listener map for inbound steering;
  *  - acceleration on: an established socket of a captured pod whose peer is on this node
  *    enters sluice_accel (accel.h), and leaves it when the connection closes.
  */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
 #include "accel.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define SOCK_OPS_OK 1
 
-static __always_inline void sock_ops_endpoints(const struct bpf_sock_ops *skops, struct endpoint *local,
-					       struct endpoint *remote)
+static __always_inline void record_connection(struct bpf_sock_ops *skops, struct sluice_sock_state *st)
 {
-	if (skops->family == AF_INET) {
-		endpoint_set4(local, skops->local_ip4, port_from_host32(skops->local_port));
-		endpoint_set4(remote, skops->remote_ip4, sock_ops_remote_port(skops->remote_port));
-	} else {
-		endpoint_set6(local, skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2], skops->local_ip6[3],
-			      port_from_host32(skops->local_port));
-		endpoint_set6(remote, skops->remote_ip6[0], skops->remote_ip6[1], skops->remote_ip6[2],
-			      skops->remote_ip6[3], sock_ops_remote_port(skops->remote_port));
-	}
-}
-
-static __always_inline void record_connection(struct bpf_sock_ops *skops, struct bpf_sock *sk)
-{
-	__u64 netns_cookie = bpf_get_netns_cookie(skops);
 	struct endpoint app, listener;
-	struct sluice_sock_state *st;
+	__u64 netns_cookie, *live;
 
-	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
 	if (!st || !(st->flags & SLUICE_SOCK_CAPTURED))
 		return;
+	netns_cookie = bpf_get_netns_cookie(skops);
+	live = conn_count_slot(netns_cookie);
 	/* Unrecorded, the proxy's SO_ORIGINAL_DST fails (getsockopt.bpf.c): closed, not misled. */
-	if (conn_quota_reached(netns_cookie)) {
+	if (conn_quota_full(live)) {
 		count(SLUICE_COUNTER_CONN_QUOTA_EXCEEDED);
 		return;
 	}
-	sock_ops_endpoints(skops, &app, &listener);
+	ctx_endpoints(skops, local, remote, port_from_net32, &app, &listener);
 	conn_key_make(&st->conn, &app, &listener, netns_cookie);
 	if (bpf_map_update_elem(&sluice_conns, &st->conn, &st->orig, BPF_ANY)) {
 		count(SLUICE_COUNTER_CONN_MAP_FULL);
 		return;
 	}
-	conn_count_add(netns_cookie, 1);
+	if (live)
+		__sync_fetch_and_add(live, 1);
 	st->flags |= SLUICE_SOCK_CONN_RECORDED;
 	count(SLUICE_COUNTER_CONN_RECORDED);
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 }
 
-static __always_inline void forget_connection(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+static __always_inline void forget_connection(struct bpf_sock_ops *skops, struct sluice_sock_state *st)
 {
-	struct sluice_sock_state *st;
 	struct sluice_orig_dst *rec;
 
-	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
-	if (!st || !(st->flags & SLUICE_SOCK_CONN_RECORDED))
+	if (!(st->flags & SLUICE_SOCK_CONN_RECORDED))
 		return;
 	st->flags &= ~SLUICE_SOCK_CONN_RECORDED;
-	conn_count_add(bpf_get_netns_cookie(skops), -1); /* once per recorded socket */
+	conn_count_drop(bpf_get_netns_cookie(skops)); /* once per recorded socket */
 	/* Only our own record: the key may already belong to a newer connection. */
 	rec = bpf_map_lookup_elem(&sluice_conns, &st->conn);
 	if (rec && rec->owner_cookie == st->orig.owner_cookie) {
@@ -75,38 +66,47 @@ static __always_inline void forget_connection(struct bpf_sock_ops *skops, struct
 	}
 }
 
-/* A VM connection the tc reroute program recorded (reroute.h): the accepted socket owns
- * the record from now on, so it is deleted at close like an app socket's. */
-static __always_inline void adopt_reroute_record(struct bpf_sock_ops *skops, struct sluice_sock_state *st)
+/*
+ * An accepted socket in a captured pod is marked for getsockopt (SLUICE_SOCK_ACCEPTED),
+ * except the proxy's end of an app's captured connection (on P_OUT, with the app's
+ * record), so that no storage is allocated and freed for it: getsockopt answers from the
+ * record, and once the record is gone it fails the same way with or without the mark.
+ * (A steered inbound socket keeps the app's port, so nothing tells it apart without
+ * the mark.) A VM connection the tc reroute program
+ * recorded (reroute.h) is adopted: the socket owns the record from now on, so it is
+ * deleted at close like an app socket's.
+ */
+static __always_inline struct sluice_sock_state *mark_accepted(struct bpf_sock_ops *skops, struct bpf_sock *sk)
 {
+	__u64 netns_cookie = bpf_get_netns_cookie(skops);
+	const struct sluice_pod_policy *p = pod_policy(netns_cookie);
 	struct endpoint local, remote;
+	struct sluice_sock_state *st;
 	struct sluice_conn_key key;
 	struct sluice_orig_dst *rec;
+	int reroute;
 
-	sock_ops_endpoints(skops, &local, &remote);
-	conn_key_make(&key, &remote, &local, bpf_get_netns_cookie(skops));
+	if (!p)
+		return NULL;
+	ctx_endpoints(skops, local, remote, port_from_net32, &local, &remote);
+	conn_key_make(&key, &remote, &local, netns_cookie);
 	rec = bpf_map_lookup_elem(&sluice_conns, &key);
-	if (!rec || rec->step != SLUICE_STEP_IN_1)
-		return;
+	reroute = rec && rec->step == SLUICE_STEP_IN_1;
+	if (rec && !reroute && local.port == p->port_outbound)
+		return NULL;
+	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count(SLUICE_COUNTER_SOCK_STORAGE_FAILED);
+		return NULL;
+	}
+	st->flags |= SLUICE_SOCK_ACCEPTED;
+	if (!reroute)
+		return st;
 	st->orig = *rec;
 	st->conn = key;
 	st->flags |= SLUICE_SOCK_CONN_RECORDED;
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
-}
-
-static __always_inline void mark_accepted(struct bpf_sock_ops *skops, struct bpf_sock *sk)
-{
-	struct sluice_sock_state *st;
-
-	if (!pod_policy(bpf_get_netns_cookie(skops)))
-		return;
-	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st) {
-		count(SLUICE_COUNTER_SOCK_STORAGE_FAILED);
-		return;
-	}
-	st->flags |= SLUICE_SOCK_ACCEPTED;
-	adopt_reroute_record(skops, st);
+	return st;
 }
 
 static __always_inline void remember_listener(struct bpf_sock_ops *skops)
@@ -127,10 +127,10 @@ static __always_inline void remember_listener(struct bpf_sock_ops *skops)
 		count(SLUICE_COUNTER_LISTENER_ADDED);
 }
 
-static __always_inline void accel_enrol(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+/* `st` is the socket's storage when the caller has it already, else NULL. */
+static __always_inline void accel_enrol(struct bpf_sock_ops *skops, struct bpf_sock *sk, struct sluice_sock_state *st)
 {
 	struct endpoint local, remote;
-	struct sluice_sock_state *st;
 	struct sluice_conn_key key;
 	__u64 netns_cookie;
 
@@ -142,10 +142,11 @@ static __always_inline void accel_enrol(struct bpf_sock_ops *skops, struct bpf_s
 	/* Bytes already sent by TCP (Fast Open data in the SYN) must not be overtaken. */
 	if (skops->data_segs_out)
 		return;
-	sock_ops_endpoints(skops, &local, &remote);
+	ctx_endpoints(skops, local, remote, port_from_net32, &local, &remote);
 	if (!accel_peer_is_local(&remote))
 		return;
-	st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		st = bpf_sk_storage_get(&sluice_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count(SLUICE_COUNTER_SOCK_STORAGE_FAILED);
 		return;
@@ -165,17 +166,15 @@ static __always_inline void accel_enrol(struct bpf_sock_ops *skops, struct bpf_s
 /* An enrolled connection reached CLOSE. close() has usually dropped the socket from every
  * sockmap already (tcp_bpf's close hook); a connection that dies under an open fd (a
  * reset, a timeout) is deleted here. Either way it is counted once. */
-static __always_inline void accel_forget(struct bpf_sock_ops *skops, struct bpf_sock *sk)
+static __always_inline void accel_forget(struct bpf_sock_ops *skops, struct sluice_sock_state *st)
 {
 	struct endpoint local, remote;
-	struct sluice_sock_state *st;
 	struct sluice_conn_key key;
 
-	st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
-	if (!st || !(st->flags & SLUICE_SOCK_ACCEL_ENROLLED))
+	if (!(st->flags & SLUICE_SOCK_ACCEL_ENROLLED))
 		return;
 	st->flags &= ~SLUICE_SOCK_ACCEL_ENROLLED;
-	sock_ops_endpoints(skops, &local, &remote);
+	ctx_endpoints(skops, local, remote, port_from_net32, &local, &remote);
 	accel_key_make(&key, &local, &remote, bpf_get_netns_cookie(skops));
 	bpf_map_delete_elem(&sluice_accel, &key);
 	count(SLUICE_COUNTER_ACCEL_REMOVED);
@@ -184,27 +183,39 @@ static __always_inline void accel_forget(struct bpf_sock_ops *skops, struct bpf_
 SEC("sockops")
 int sluice_sockops(struct bpf_sock_ops *skops)
 {
-	struct bpf_sock *sk = skops->sk;
+	struct sluice_sock_state *st;
+	struct bpf_sock *sk;
 
-	if (!sk)
-		return SOCK_OPS_OK;
+	/* Most calls are for ops this program ignores (RTO and window init, ECN, the other
+	 * states): those return before reading anything else. */
 	switch (skops->op) {
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-		record_connection(skops, sk);
-		accel_enrol(skops, sk);
+		sk = skops->sk;
+		if (!sk)
+			break;
+		st = bpf_sk_storage_get(&sluice_socks, sk, 0, 0);
+		record_connection(skops, st);
+		accel_enrol(skops, sk, st);
 		break;
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-		mark_accepted(skops, sk);
-		accel_enrol(skops, sk);
+		sk = skops->sk;
+		if (!sk)
+			break;
+		accel_enrol(skops, sk, mark_accepted(skops, sk));
 		break;
 	case BPF_SOCK_OPS_STATE_CB:
-		if (skops->args[1] == BPF_TCP_CLOSE) {
-			forget_connection(skops, sk);
-			accel_forget(skops, sk);
-		}
+		if (skops->args[1] != BPF_TCP_CLOSE)
+			break;
+		sk = skops->sk;
+		st = sk ? bpf_sk_storage_get(&sluice_socks, sk, 0, 0) : NULL;
+		if (!st)
+			break;
+		forget_connection(skops, st);
+		accel_forget(skops, st);
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
-		remember_listener(skops);
+		if (skops->sk)
+			remember_listener(skops);
 		break;
 	}
 	return SOCK_OPS_OK;

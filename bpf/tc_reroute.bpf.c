@@ -4,6 +4,12 @@
  * forwarded VM connections go to the outbound listener like Istio's
  * `PREROUTING -i IF -j ISTIO_REDIRECT`. The logic is in reroute.h.
  */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include "sluice.h"
+#include "maps.h"
+#include "endpoint.h"
 #include "reroute.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

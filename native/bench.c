@@ -3,7 +3,8 @@
 //   sluice-bench serve --tcp PORTS [--stream-ports PORTS] [--netns PATH] [--cpu N]
 //   sluice-bench run --dst IP:PORT [--netns PATH] [--cpu N] [--uid N] [--concurrency N]
 //                    [--warmup-ms N] [--duration-ms N] [--expect TEXT] [--close rst|fin]
-//                    [--server-pid PID]
+//                    [--server-pid PID] [--send TEXT] [--expect-in TEXT] [--cgroup-cpu DIR]
+//                    [--count N]
 //   sluice-bench stream --dst IP:PORT [--netns PATH] [--cpu N] [--uid N] [--expect TEXT]
 //                    [--writes 4096,65536] [--ping-size 64] [--warmup-ms N]
 //                    [--duration-ms N] [--server-pid PID]
@@ -20,6 +21,13 @@
 // threads (ksoftirqd/N, kworker/N:*), where deferred softirqs and work items run: unlike
 // the rate, time that other jobs take from the CPU does not count in it.
 //
+// --send TEXT makes run a request client for a real proxy (the bench's HAProxy mesh):
+// each connection writes TEXT once connected and reads the reply to EOF (the proxy
+// closes), and --expect-in TEXT must occur somewhere in that reply (an HTTP response
+// does not fit --expect's one line). --cgroup-cpu DIR takes the CPU time from DIR's
+// cpu.stat (every process of that cgroup: client, proxies and apps) instead of the
+// client's and --server-pid's.
+//
 // --cpu pins the process. With the client and the server on the same CPU, all the work
 // of a connection (both processes, and the softirqs they raise) runs there, so the rate
 // measures CPU time per connection instead of cross-CPU wake-up latency, and a second
@@ -29,6 +37,10 @@
 // is in: no TIME_WAIT anywhere, so the ephemeral port range and the conntrack table stay
 // bounded however long the run. --close fin reads to EOF and closes normally; the
 // server, which closed first, keeps each tuple in TIME_WAIT.
+//
+// --count N opens exactly N connections and stops once the last one is done (the fault
+// suite's leak test: every connection accounted for); --duration-ms is then a time limit,
+// and "seconds" the time the N took.
 //
 // stream measures one long connection instead: the data path between the app and its
 // proxy. The server treats a connection whose original destination port is one of
@@ -301,7 +313,7 @@ typedef struct {
   int fd, state;
   uint64_t t0, t_est;
   size_t len;
-  char buf[160];
+  char buf[2048]; // an HTTP response with the mesh's hop headers fits
 } slot_t;
 
 typedef struct {
@@ -406,11 +418,13 @@ static uint64_t kthreads_since(const kthreads_t *then, const kthreads_t *now) {
 static struct {
   ss_t dst;
   int server_pid;
+  const char *cgroup_cpu, *send, *expect_in;
   int cpu_started;
   uint64_t cpu0;
   kthreads_t k0;
   const char *expect;
   int close_rst;
+  unsigned long count, started, inflight; // --count: connections to open, opened, open now
   int ep;
   uint64_t measure_from, measure_to;
   samples_t connect, cycle;
@@ -418,11 +432,46 @@ static struct {
   char first_reply[160], first_error[160];
 } R;
 
+// usage_usec of a cgroup's cpu.stat, in ns (0 when unreadable).
+static uint64_t cgroup_ns(const char *dir) {
+  char path[512], line[128];
+  snprintf(path, sizeof path, "%s/cpu.stat", dir);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  unsigned long long us = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "usage_usec %llu", &us) == 1) break;
+  fclose(f);
+  return (uint64_t)us * 1000u;
+}
+
+// The processes' CPU time: the cgroup's when asked, else the client's and the server's.
+static uint64_t procs_ns(void) {
+  return R.cgroup_cpu ? cgroup_ns(R.cgroup_cpu) : cpu_ns(0) + (R.server_pid ? cpu_ns(R.server_pid) : 0);
+}
+
+// A reply or error as a JSON string body: quotes, backslashes and control bytes escaped.
+static const char *json_text(const char *in) {
+  static char out[2][4 * 200];
+  static int which;
+  char *o = out[which ^= 1];
+  size_t n = 0;
+  for (const unsigned char *c = (const unsigned char *)in; *c && n < sizeof out[0] - 7; c++) {
+    if (*c == '"' || *c == '\\') o[n++] = '\\', o[n++] = (char)*c;
+    else if (*c < 0x20) n += (size_t)snprintf(o + n, 7, "\\u%04x", *c);
+    else o[n++] = (char)*c;
+  }
+  o[n] = 0;
+  return o;
+}
+
 static void note_error(const char *what, int err) {
   if (!R.first_error[0]) snprintf(R.first_error, sizeof R.first_error, "%s: %s", what, strerror(err));
 }
 
 static void start(slot_t *s) {
+  if (R.count && R.started >= R.count) return; // stays idle
+  R.started++;
   s->fd = socket(R.dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (s->fd < 0) die("socket");
   s->len = 0, s->t_est = 0, s->t0 = now_ns();
@@ -434,6 +483,7 @@ static void start(slot_t *s) {
     return;
   }
   s->state = CONNECTING;
+  R.inflight++;
   // Edge-triggered: one registration serves the whole life of the connection.
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = s};
   if (epoll_ctl(R.ep, EPOLL_CTL_ADD, s->fd, &ev) < 0) die("epoll_ctl");
@@ -447,14 +497,18 @@ static void finish(slot_t *s, int ok) {
   }
   close(s->fd);
   s->state = IDLE;
+  R.inflight--;
   if (!ok) {
     R.errors++;
     return;
   }
   s->buf[s->len] = 0;
+  if (R.expect_in && !strstr(s->buf, R.expect_in)) R.mismatches++;
+  // A request's reply is kept from its end (an HTTP body says most); a line from its start.
+  const char *shown = R.send && s->len >= sizeof R.first_reply ? s->buf + s->len - (sizeof R.first_reply - 1) : s->buf;
+  if (!R.first_reply[0]) snprintf(R.first_reply, sizeof R.first_reply, "%.159s", shown);
   char *nl = strchr(s->buf, '\n');
   if (nl) *nl = 0;
-  if (!R.first_reply[0]) snprintf(R.first_reply, sizeof R.first_reply, "%s", s->buf);
   if (R.expect && strcmp(s->buf, R.expect) != 0) R.mismatches++;
   uint64_t end = now_ns();
   if (s->t0 >= R.measure_from && t < R.measure_to) {
@@ -478,6 +532,12 @@ static void on_event(slot_t *s, uint32_t events) {
     if (!(events & (EPOLLOUT | EPOLLIN))) return;
     s->t_est = now_ns();
     s->state = READING;
+    // A request of tens of bytes into an empty send buffer: never short on a fresh socket.
+    size_t n = R.send ? strlen(R.send) : 0;
+    if (n && write(s->fd, R.send, n) != (ssize_t)n) {
+      note_error("write", errno);
+      return finish(s, 0);
+    }
   }
   for (;;) {
     ssize_t r = read(s->fd, s->buf + s->len, sizeof s->buf - 1 - s->len);
@@ -495,7 +555,7 @@ static void on_event(slot_t *s, uint32_t events) {
       return finish(s, 1);
     }
     s->len += (size_t)r;
-    if (R.close_rst && memchr(s->buf, '\n', s->len)) return finish(s, 1);
+    if (R.close_rst && !R.send && memchr(s->buf, '\n', s->len)) return finish(s, 1);
     if (s->len >= sizeof s->buf - 1) return finish(s, 1);
   }
 }
@@ -519,10 +579,11 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
   for (;;) {
     uint64_t t = now_ns();
     if (t >= R.measure_to) break;
+    if (R.count && R.started >= R.count && R.inflight == 0) break;
     if (!R.cpu_started && t >= R.measure_from) {
       R.cpu_started = 1;
       kthreads_read(&R.k0); // first, so the client's own time leaves out the scan
-      R.cpu0 = cpu_ns(0) + (R.server_pid ? cpu_ns(R.server_pid) : 0);
+      R.cpu0 = procs_ns();
     }
     // A slot whose connect failed at once is idle: retry it, unless nothing ever works.
     for (int i = 0; i < concurrency; i++)
@@ -540,8 +601,8 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
     }
   }
   double cpu_us = -1, kthread_us = -1;
-  if (R.server_pid && R.cpu_started && R.done > 0) {
-    uint64_t procs = cpu_ns(0) + cpu_ns(R.server_pid) - R.cpu0;
+  if ((R.server_pid || R.cgroup_cpu) && R.cpu_started && R.done > 0) {
+    uint64_t procs = procs_ns() - R.cpu0;
     static kthreads_t k1;
     kthreads_read(&k1);
     uint64_t kth = kthreads_since(&R.k0, &k1);
@@ -551,7 +612,7 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
   // Connections still in flight at the end are neither counted nor errors.
   for (int i = 0; i < concurrency; i++)
     if (slots[i].state != IDLE) close(slots[i].fd);
-  double secs = (double)duration_ms / 1000.0;
+  double secs = R.count ? (double)(now_ns() - R.measure_from) / 1e9 : (double)duration_ms / 1000.0;
   qsort(R.connect.v, R.connect.n, sizeof(uint64_t), cmp_u64);
   qsort(R.cycle.v, R.cycle.n, sizeof(uint64_t), cmp_u64);
   printf("{\"connections\":%lu,\"errors\":%lu,\"mismatches\":%lu,\"seconds\":%.3f,\"rate\":%.1f,"
@@ -560,7 +621,7 @@ static int run(const char *dst, int concurrency, int warmup_ms, int duration_ms)
          "\"kthreadUsPerConnection\":%.2f,\"firstReply\":\"%s\",\"firstError\":\"%s\"}\n",
          R.done, R.errors, R.mismatches, secs, (double)R.done / secs, pct(&R.connect, 50),
          pct(&R.connect, 99), mean_us(&R.connect), pct(&R.cycle, 50), pct(&R.cycle, 99),
-         mean_us(&R.cycle), cpu_us, kthread_us, R.first_reply, R.first_error);
+         mean_us(&R.cycle), cpu_us, kthread_us, json_text(R.first_reply), json_text(R.first_error));
   return R.done > 0 && R.mismatches == 0 ? 0 : 1;
 }
 
@@ -847,6 +908,10 @@ int main(int argc, char **argv) {
   }
   R.expect = opt(argc, argv, "--expect");
   R.server_pid = opt_int(argc, argv, "--server-pid", 0);
+  R.send = opt(argc, argv, "--send");
+  R.expect_in = opt(argc, argv, "--expect-in");
+  R.cgroup_cpu = opt(argc, argv, "--cgroup-cpu");
+  R.count = (unsigned long)opt_int(argc, argv, "--count", 0);
   const char *close_mode = opt(argc, argv, "--close");
   R.close_rst = !close_mode || !strcmp(close_mode, "rst");
   if (close_mode && !R.close_rst && strcmp(close_mode, "fin") != 0) {

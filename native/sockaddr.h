@@ -19,7 +19,7 @@ typedef struct sockaddr_storage ss_t;
 static void die(const char *what);
 
 // "IP:PORT" or "[IP6]:PORT": the same text form as formatEndpoint() in src/policy/net.ts.
-static const char *fmt(const ss_t *sa, char *out, size_t n) {
+static inline const char *fmt(const ss_t *sa, char *out, size_t n) {
   char ip[INET6_ADDRSTRLEN] = "?";
   if (sa->ss_family == AF_INET) {
     const struct sockaddr_in *s = (const void *)sa;
@@ -34,7 +34,7 @@ static const char *fmt(const ss_t *sa, char *out, size_t n) {
 }
 
 // Parses "IP:PORT" / "[IP6]:PORT", or a bare IP (also "[IP6]") when with_port is 0.
-static int parse_addr(const char *text, ss_t *sa, int with_port) {
+static inline int parse_addr(const char *text, ss_t *sa, int with_port) {
   char buf[128];
   snprintf(buf, sizeof buf, "%s", text);
   char *host = buf, *port = NULL;
@@ -58,11 +58,11 @@ static int parse_addr(const char *text, ss_t *sa, int with_port) {
   return 0;
 }
 
-static socklen_t salen(int family) {
+static inline socklen_t salen(int family) {
   return family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
 
-static void enter_netns(const char *path) {
+static inline void enter_netns(const char *path) {
   if (!path) return;
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) die(path);

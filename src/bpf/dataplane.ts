@@ -6,7 +6,7 @@ import type { InstalledDataPlane, MapUsage } from '../dataplane/types.js';
 import type { CapturePolicy, Endpoint } from '../policy/types.js';
 import { decodeGlobal, decodeGlobalConnQuota, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
 import { adoptListeners, type AdoptedListener } from './listeners.js';
-import { attachNetns, detachNetns, install, linkedNetns, netnsLinkAlive, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
+import { attachNetns, capacityOf, DEFAULT_CAPACITY, detachNetns, install, LoaderError, linkedNetns, MAPS, netnsLinkAlive, SIZED_MAPS, type InstallOptions, type InstallReport, type LoaderOptions } from './loader.js';
 import { SluiceMaps } from './maps.js';
 import { netnsIfindex, openPodNetns, withPodNetns, type NetnsGuard } from './netns.js';
 import { PolicyMaps, type GarbageReport, type PodNetns, type Route } from './policy-map.js';
@@ -59,8 +59,10 @@ export class BpfDataPlane implements InstalledDataPlane {
   private constructor(
     readonly maps: SluiceMaps,
     private readonly policies: PolicyMaps,
-    private readonly opts: LoaderOptions,
+    private opts: LoaderOptions,
     readonly installReport: InstallReport | null,
+    /** How it was installed (null: only opened), for the re-install that grows sluice_accel. */
+    private installedWith: InstallOptions | null = null,
   ) {
     this.reroute = new RerouteAttachments(opts);
   }
@@ -69,7 +71,7 @@ export class BpfDataPlane implements InstalledDataPlane {
   static install(opts: InstallOptions): BpfDataPlane {
     const report = install(opts);
     const maps = SluiceMaps.open(opts.bpffsDir);
-    return new BpfDataPlane(maps, new PolicyMaps(maps), opts, report);
+    return new BpfDataPlane(maps, new PolicyMaps(maps), opts, report, opts);
   }
 
   /** Opens an installed data plane without touching programs or links (CLI reads). */
@@ -162,8 +164,26 @@ export class BpfDataPlane implements InstalledDataPlane {
    * Off: nothing new is enrolled, and enrolled sockets send by TCP from their next message.
    */
   setAcceleration(on: boolean): void {
+    if (on) this.growAccelMap();
     const flags = this.globalFlags();
     this.maps.update('sluice_global', encodeU32(0), encodeGlobal(on ? flags | GLOBAL_FLAG.ACCELERATE : flags & ~GLOBAL_FLAG.ACCELERATE, this.connQuota()));
+  }
+
+  /**
+   * An install with acceleration off made sluice_accel minimal (map-table.ts): turning it on
+   * installs again with it on, which replaces that map by a full one. The minimal map
+   * can never hold an enrolled pair, so no connection had data redirected through it.
+   */
+  private growAccelMap(): void {
+    const on = { ...DEFAULT_CAPACITY, ...this.opts.capacity, accelerate: true };
+    if (this.maps.info('sluice_accel').maxEntries !== MAPS.sluice_accel.minimal || capacityOf('sluice_accel', on)! <= MAPS.sluice_accel.minimal) return;
+    if (!this.installedWith) {
+      throw new LoaderError('NOT_INSTALLED', `sluice_accel under ${this.maps.bpffsDir} was made with acceleration off; only the daemon that installed it can turn it on (sluice run --accelerate)`);
+    }
+    const opts: InstallOptions = { ...this.installedWith, capacity: { ...this.installedWith.capacity, accelerate: true } };
+    install(opts);
+    this.maps.reopen('sluice_accel');
+    this.installedWith = this.opts = opts;
   }
 
   /**
@@ -218,7 +238,7 @@ export class BpfDataPlane implements InstalledDataPlane {
 
   mapUsage(): MapUsage[] {
     const usage: MapUsage[] = [];
-    for (const map of ['sluice_pods', 'sluice_conns', 'sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds', 'sluice_listen', 'sluice_accel', 'sluice_addrs', 'sluice_conn_count', 'sluice_pending'] as const) {
+    for (const map of SIZED_MAPS) {
       usage.push({ map, entries: this.maps.count(map), capacity: this.maps.info(map).maxEntries });
     }
     return usage;

@@ -1,12 +1,11 @@
 // The libbpf calls the kernel probes add to libbpf.ts: BTF lookups (kfuncs, an object's
 // externs), loading a hand-written probe program, and silencing libbpf while probing.
 import { existsSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import koffi from 'koffi';
-import { BpfError, closeFd, ERRNO_NAMES, type ProbeAnswer } from './libbpf.js';
+import { BpfError, ERRNO, ERRNO_NAMES } from './bpf-error.js';
+import { errnoOf, lib } from './libbpf-ffi.js';
+import { closeFd, type ProbeAnswer } from './libbpf.js';
 
-const ERRNO = osConstants.errno;
-const lib = koffi.load('libbpf.so.1');
 const c = {
   btf_load_vmlinux: lib.func('void *btf__load_vmlinux_btf()'),
   btf_parse_elf: lib.func('void *btf__parse_elf(const char *path, void *btf_ext)'),
@@ -18,10 +17,6 @@ const c = {
   prog_load: lib.func('int bpf_prog_load(int prog_type, const char *name, const char *license, const void *insns, size_t insn_cnt, const void *opts)'),
   set_print: lib.func('void *libbpf_set_print(void *fn)'),
 };
-
-function errnoOf(ret: number): number {
-  return ret < 0 ? -ret : koffi.errno() || ERRNO.EINVAL;
-}
 
 /**
  * Loads `insns` (struct bpf_insn, 8 bytes each) as a program of that type, and closes it:

@@ -1,98 +1,101 @@
-// Typed access to the pinned maps of an installation: open by pin, read and write with
-// the codecs, and the per-CPU counters summed.
-import { readFileSync } from 'node:fs';
+// Typed access to the maps of an installation: by name from the table (map-table.ts),
+// read and written with the codecs, the per-CPU counters summed. The maps are RawMaps:
+// the pinned ones (fd-map.ts), or in memory for unit tests (fake/maps.ts).
 import { join } from 'node:path';
 import { MapFullError } from '../dataplane/errors.js';
 import type { Endpoint } from '../policy/types.js';
-import { COUNTER, counterNames, decodeOrigDst, decodeU64, encodeConnKey, encodeU32, type OrigDst } from './codec.js';
+import { COUNTER, counterNames, decodeOrigDst, encodeConnKey, encodeU32, type OrigDst } from './codec.js';
+import { FdMap, type RawMap } from './fd-map.js';
 import * as bpf from './libbpf.js';
-import { mapInfoOf } from './map-info.js';
-import { capacityFlag, DEFAULT_BPFFS_DIR, LoaderError, MAP_NAMES, pinLayout, type MapName } from './loader.js';
+import { capacityFlag, MAP_NAMES, SIZED_MAPS, type MapName } from './map-table.js';
+import { LoaderError } from './objects.js';
+import { sumPerCpu } from './per-cpu.js';
+import { DEFAULT_BPFFS_DIR, pinLayout } from './pins.js';
+
+export { possibleCpus } from './per-cpu.js';
+export type { RawMap } from './fd-map.js';
 
 export interface MapInfo {
-  fd: number;
   keySize: number;
   valueSize: number;
   maxEntries: number;
 }
 
-export function possibleCpus(): number {
-  // "0-1" or "0,2-3": the per-CPU value layout counts every possible CPU.
-  const text = readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim();
-  let n = 0;
-  for (const part of text.split(',')) {
-    const [a, b] = part.split('-').map(Number);
-    n += b === undefined ? 1 : b - a! + 1;
-  }
-  return n;
-}
+/** The errnos of an update that found the map full. */
+const FULL = new Set(['E2BIG', 'ENOSPC', 'ENOMEM']);
+const SIZED = new Set<string>(SIZED_MAPS);
 
-/** The pinned maps of one installation. Close it when done. */
+/** The maps of one installation. Close it when done. */
 export class SluiceMaps {
-  private constructor(
+  constructor(
     readonly bpffsDir: string,
-    private readonly infos: Map<MapName, MapInfo>,
+    private readonly raw: Map<MapName, RawMap>,
   ) {}
 
+  /** The pinned maps under `bpffsDir`. */
   static open(bpffsDir: string = DEFAULT_BPFFS_DIR): SluiceMaps {
-    const pins = pinLayout(bpffsDir);
-    const infos = new Map<MapName, MapInfo>();
+    const raw = new Map<MapName, RawMap>();
     try {
-      for (const name of MAP_NAMES) {
-        const path = join(pins.maps, name);
-        const fd = bpf.objGetIfPinned(path);
-        if (fd === null) throw new LoaderError('NOT_INSTALLED', `map ${path} is not pinned: install the data plane first (sluice run)`);
-        infos.set(name, { fd, keySize: 0, valueSize: 0, maxEntries: 0 }); // closed on a throw below
-        const { keySize, valueSize, maxEntries } = mapInfoOf(fd, path);
-        infos.set(name, { fd, keySize, valueSize, maxEntries });
-      }
+      for (const name of MAP_NAMES) raw.set(name, openPinned(bpffsDir, name));
     } catch (err) {
-      for (const i of infos.values()) bpf.closeFd(i.fd);
+      for (const m of raw.values()) m.close();
       throw err;
     }
-    return new SluiceMaps(bpffsDir, infos);
+    return new SluiceMaps(bpffsDir, raw);
+  }
+
+  /** Opens `name` again from its pin: after the loader replaced the map (map-pins.ts). */
+  reopen(name: MapName): void {
+    const fresh = openPinned(this.bpffsDir, name);
+    this.raw.get(name)?.close();
+    this.raw.set(name, fresh);
+  }
+
+  private map(name: MapName): RawMap {
+    const m = this.raw.get(name);
+    if (!m) throw new LoaderError('NOT_INSTALLED', `map ${name} is not open (closed, or not installed)`);
+    return m;
   }
 
   info(name: MapName): MapInfo {
-    return this.infos.get(name)!;
+    const { keySize, valueSize, maxEntries } = this.map(name).shape;
+    return { keySize, valueSize, maxEntries };
   }
 
   close(): void {
-    for (const i of this.infos.values()) bpf.closeFd(i.fd);
-    this.infos.clear();
+    for (const m of this.raw.values()) m.close();
+    this.raw.clear();
   }
 
   /** Writes one entry; a full map becomes MapFullError. */
   update(name: MapName, key: Buffer, value: Buffer, flags = bpf.BPF_ANY): void {
-    const i = this.info(name);
+    const m = this.map(name);
     // A newer build's value may be longer (migrate.ts): its tail is zero, as the kernel
     // must not read past the buffer.
-    if (value.length < i.valueSize) value = Buffer.concat([value, Buffer.alloc(i.valueSize - value.length)]);
+    if (value.length < m.shape.valueSize) value = Buffer.concat([value, Buffer.alloc(m.shape.valueSize - value.length)]);
     try {
-      bpf.mapUpdate(i.fd, key, value, flags, name);
+      m.update(key, value, flags);
     } catch (err) {
-      if (err instanceof bpf.BpfError && (err.code === 'E2BIG' || err.code === 'ENOSPC' || err.code === 'ENOMEM')) throw new MapFullError(name, i.maxEntries, capacityFlag(name));
+      // Only a sized map is full; E2BIG from an array is an index past its end.
+      if (err instanceof bpf.BpfError && FULL.has(err.code) && SIZED.has(name)) throw new MapFullError(name, m.shape.maxEntries, capacityFlag(name));
       throw err;
     }
   }
 
   lookup(name: MapName, key: Buffer): Buffer | null {
-    const i = this.info(name);
-    return bpf.mapLookup(i.fd, key, i.valueSize, name);
+    return this.map(name).lookup(key);
   }
 
   delete(name: MapName, key: Buffer): boolean {
-    return bpf.mapDelete(this.info(name).fd, key, name);
+    return this.map(name).delete(key);
   }
 
   keys(name: MapName): Buffer[] {
-    const i = this.info(name);
-    return bpf.mapKeys(i.fd, i.keySize, name);
+    return this.map(name).keys();
   }
 
   count(name: MapName): number {
-    const i = this.info(name);
-    return bpf.mapCount(i.fd, i.keySize, name);
+    return this.map(name).count();
   }
 
   /** The recorded original destination of a captured connection, as its proxy sees it. */
@@ -101,19 +104,23 @@ export class SluiceMaps {
     return v ? decodeOrigDst(v) : null;
   }
 
+  /** One counter, summed over CPUs. */
+  counter(index: number): bigint {
+    return sumPerCpu(this.lookup('sluice_counters', encodeU32(index)), this.map('sluice_counters').shape.valueSize);
+  }
+
   /** Every counter by name (see codec.counterNames), summed over CPUs. */
   counters(): Record<string, bigint> {
-    const i = this.info('sluice_counters');
-    const cpus = possibleCpus();
-    const stride = Math.ceil(i.valueSize / 8) * 8;
     const names = counterNames();
     const out: Record<string, bigint> = {};
-    for (let idx = 0; idx < COUNTER.MAX; idx++) {
-      const v = bpf.mapLookup(i.fd, encodeU32(idx), stride * cpus, 'sluice_counters');
-      let sum = 0n;
-      for (let cpu = 0; v && cpu < cpus; cpu++) sum += decodeU64(v, cpu * stride);
-      out[names[idx]!] = sum;
-    }
+    for (let idx = 0; idx < COUNTER.MAX; idx++) out[names[idx]!] = this.counter(idx);
     return out;
   }
+}
+
+function openPinned(bpffsDir: string, name: MapName): RawMap {
+  const path = join(pinLayout(bpffsDir).maps, name);
+  const m = FdMap.openPinned(name, path);
+  if (!m) throw new LoaderError('NOT_INSTALLED', `map ${path} is not pinned: install the data plane first (sluice run)`);
+  return m;
 }

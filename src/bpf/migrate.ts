@@ -1,8 +1,9 @@
 // In-place map migration for an upgrade whose maps differ from the pinned ones (a counter
 // more, a grown value struct). Instead of "uninstall and start again" (a window with no
 // capture), the new build's maps are made beside the old ones, filled from them, the
-// programs are swapped with bpf_link_update (the per-netns sk_lookup entries too), and
-// only then do the new maps take the old pins.
+// programs are swapped with bpf_link_update (the per-netns sk_lookup entries too; the
+// pods' tc reroute filters by tc filter replace), and only then do the new maps take the
+// old pins.
 //
 //   <bpffs>/migrate/<map>       the new map, until the commit
 //   <bpffs>/migrate/committed   pinned once every link runs the new programs
@@ -136,6 +137,7 @@ export interface MigrationReport {
   maps: string[];
   entries: number;
   netnsLinks: number;
+  rerouteFilters: number;
   caughtUp: number;
 }
 
@@ -147,7 +149,7 @@ export interface MigrationReport {
 export class Migration {
   private moved: Moved[] = [];
   private readonly cpus = possibleCpus();
-  readonly report: MigrationReport = { maps: [], entries: 0, netnsLinks: 0, caughtUp: 0 };
+  readonly report: MigrationReport = { maps: [], entries: 0, netnsLinks: 0, rerouteFilters: 0, caughtUp: 0 };
 
   private constructor(
     private readonly dir: string,
@@ -197,10 +199,11 @@ export class Migration {
 
   /**
    * After the cgroup links: moves each per-netns sk_lookup link to an entry program of the
-   * new build (`entry` loads one for a netns cookie), carries over what the old programs
-   * wrote since the copy, then commits.
+   * new build (`entry` loads one for a netns cookie) and every tc reroute filter
+   * (`relinkReroute`, which returns how many it moved), carries over what the old
+   * programs wrote since the copy, then commits.
    */
-  finish(netnsLinksDir: string, entry: (cookie: bigint) => { progFd: number; close: () => void }): MigrationReport {
+  finish(netnsLinksDir: string, entry: (cookie: bigint) => { progFd: number; close: () => void }, relinkReroute: () => number): MigrationReport {
     for (const name of existsSync(netnsLinksDir) ? readdirSync(netnsLinksDir) : []) {
       if (!/^\d+$/.test(name)) continue;
       const path = join(netnsLinksDir, name);
@@ -217,6 +220,8 @@ export class Migration {
         bpf.closeFd(linkFd);
       }
     }
+    // Before the catch-up, so that what the old filters recorded is carried over too.
+    this.report.rerouteFilters = relinkReroute();
     for (const m of this.moved) this.catchUp(m);
     // The point of no return: from here a crash rolls forward.
     bpf.objPin(this.moved[0]!.newFd, join(this.dir, COMMITTED));

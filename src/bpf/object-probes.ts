@@ -5,35 +5,17 @@
 import { errorText } from '../errors.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { applyFallbacks, KFUNC_FALLBACKS } from './fallbacks.js';
+import { KFUNC_FALLBACKS } from './fallbacks.js';
 import * as bpf from './libbpf.js';
 import { btfAvailableForProbe, kernelHasFunc, objectExterns, quietly } from './libbpf-probes.js';
-import { capacityOf, CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT, type Capacity, type MapName } from './loader.js';
+import { CGROUP_PROGRAMS, SK_LOOKUP_OBJECT, SK_MSG_OBJECT } from './objects.js';
+import { openPrivate } from './open-object.js';
 import { FEATURES, RDONLY_CAST_FALLBACK, type Feature } from './probes.js';
 
 /** Every object the loader and the sockmap check load. */
 export const OBJECTS: readonly string[] = [...new Set<string>([...CGROUP_PROGRAMS.map((p) => p.object), SK_LOOKUP_OBJECT, SK_MSG_OBJECT])];
 
-const TINY: Capacity = { pods: 16, connections: 16, setEntries: 16 };
-
-/** Opens an object with small, private (unpinned) maps and its load-time fallbacks, and loads it. */
-export function openPrivate(objectDir: string, object: string, what: string): bpf.BpfObject {
-  const obj = bpf.openObject(join(objectDir, `${object}.bpf.o`));
-  try {
-    for (const m of bpf.maps(obj)) {
-      const name = bpf.mapName(m);
-      // The sized maps get 16 entries; the fixed-size ones (socket storage, counters) keep theirs.
-      if (bpf.mapIsInternal(m) || capacityOf(name as MapName, TINY) === null) continue;
-      bpf.setMapMaxEntries(m, 16);
-    }
-    applyFallbacks(obj);
-    bpf.loadObject(obj, what);
-    return obj;
-  } catch (err) {
-    bpf.closeObject(obj);
-    throw err;
-  }
-}
+export { openPrivate } from './open-object.js';
 
 /**
  * One feature per kfunc the objects declare. A kfunc with a fallback (fallbacks.ts) is not

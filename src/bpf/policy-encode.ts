@@ -3,6 +3,7 @@
 import { SluiceError } from '../errors.js';
 import { cidrHasLoopback, ipFamily, parseCidr } from '../policy/net.js';
 import type { CapturePolicy } from '../policy/types.js';
+import type { SetMapName } from './map-table.js';
 import {
   CIDR_SET,
   encodeBindKey,
@@ -135,7 +136,7 @@ export function encodePolicy(policy: CapturePolicy, podId: number, netns: PodNet
 /** The entries as bytes, for writing and for comparing with what the maps hold. */
 export interface EncodedEntries {
   value: Buffer;
-  sets: { map: 'sluice_ports' | 'sluice_cidrs' | 'sluice_ifaces' | 'sluice_binds'; key: Buffer; value: Buffer }[];
+  sets: { map: SetMapName; key: Buffer; value: Buffer }[];
 }
 
 export function toBytes(e: PolicyEntries): EncodedEntries {

@@ -6,41 +6,23 @@
 //  - a pod id is taken from the kernel maps, never from memory, and is never reused while
 //    any set entry still carries it (a crash leaves such entries behind);
 //  - collectGarbage() at startup deletes set entries whose pod id no pod entry refers to.
-import {
-  decodeBindKey,
-  decodeCidrKey,
-  decodeIfaceKey,
-  decodePodPolicy,
-  decodePortKey,
-  decodeU64,
-  encodeAddrKey,
-  encodeU64,
-  type PodPolicyValue,
-} from './codec.js';
+import { decodePodPolicy, decodeU32, decodeU64, encodeAddrKey, encodeU64, LAYOUTS, type PodPolicyValue } from './codec.js';
 import type { CapturePolicy } from '../policy/types.js';
+import { MAPS, SET_MAPS, type SetMapName } from './map-table.js';
 import type { SluiceMaps } from './maps.js';
 import { encodePolicy, toBytes, type EncodedEntries, type PodNetns } from './policy-encode.js';
 
 export { encodePolicy, LOOPBACK_INTERFACE, PolicyEncodeError, type PodNetns, type PolicyEntries, type Route } from './policy-encode.js';
 
-const SET_MAPS = ['sluice_ports', 'sluice_cidrs', 'sluice_ifaces', 'sluice_binds'] as const;
-type SetMap = (typeof SET_MAPS)[number];
 interface SetKey {
-  map: SetMap;
+  map: SetMapName;
   key: Buffer;
 }
 
-function podIdOfSetKey(map: SetMap, key: Buffer): number {
-  switch (map) {
-    case 'sluice_ports':
-      return decodePortKey(key).podId;
-    case 'sluice_cidrs':
-      return decodeCidrKey(key).podId;
-    case 'sluice_ifaces':
-      return decodeIfaceKey(key).podId;
-    case 'sluice_binds':
-      return decodeBindKey(key).podId;
-  }
+/** Every set key is a struct whose pod_id field names the pod (sluice.h). */
+function podIdOfSetKey(map: SetMapName, key: Buffer): number {
+  const offsets: Record<string, number> = LAYOUTS[MAPS[map].key as keyof typeof LAYOUTS].offsets;
+  return decodeU32(key.subarray(offsets.pod_id));
 }
 
 export interface ApplyResult {

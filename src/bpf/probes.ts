@@ -8,12 +8,14 @@ import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseEndpoint } from '../policy/net.js';
-import { COUNTER, decodeU64, encodeAccelKey, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
+import { COUNTER, encodeAccelKey, encodeGlobal, encodeU32, encodeU64, GLOBAL_FLAG } from './codec.js';
 import * as bpf from './libbpf.js';
 import { probeProgram } from './libbpf-probes.js';
-import { ACCEL_MAP, DEFAULT_OBJECT_DIR, SK_MSG_OBJECT, SK_MSG_PROGRAM } from './loader.js';
-import { openPrivate } from './object-probes.js';
-import { possibleCpus } from './maps.js';
+import { lookupBytes } from './fd-map.js';
+import { attachToMap } from './links.js';
+import { ACCEL_MAP, DEFAULT_OBJECT_DIR, SK_MSG_OBJECT, SK_MSG_PROGRAM } from './objects.js';
+import { openPrivate } from './open-object.js';
+import { sumPerCpu } from './per-cpu.js';
 import { ATTACH_TYPES, HELPERS, judgeWakeup, MAP_TYPES, PROG_TYPES, type WakeupObservation, type WakeupReport, type WakeupStress } from './probe-facts.js';
 
 export * from './probe-facts.js';
@@ -174,19 +176,7 @@ class LineReader {
   }
 }
 
-function mapFdByName(obj: bpf.BpfObject, name: string): number {
-  const m = bpf.maps(obj).find((x) => bpf.mapName(x) === name);
-  if (!m) throw new Error(`${SK_MSG_OBJECT}.bpf.o has no map ${name}: rebuild with \`make -C bpf\``);
-  return bpf.mapFd(m);
-}
-
-function counterSum(fd: number, index: number): number {
-  const cpus = possibleCpus();
-  const v = bpf.mapLookup(fd, encodeU32(index), 8 * cpus, 'sluice_counters');
-  let sum = 0n;
-  for (let cpu = 0; v && cpu < cpus; cpu++) sum += decodeU64(v, cpu * 8);
-  return Number(sum);
-}
+const mapFdOf = (obj: bpf.BpfObject, name: string) => bpf.mapFd(bpf.findMap(obj, name));
 
 /**
  * The sockmap epoll wake-up check. In a private network namespace (native/wakeup.c), two
@@ -210,16 +200,11 @@ export async function checkSockmapWakeup(opts: WakeupOptions = {}): Promise<Wake
   let pidfd: number | null = null;
   try {
     obj = openPrivate(objectDir, SK_MSG_OBJECT, `${SK_MSG_OBJECT} (wake-up check)`);
-    const accelFd = mapFdByName(obj, ACCEL_MAP);
-    const countersFd = mapFdByName(obj, 'sluice_counters');
-    bpf.mapUpdate(mapFdByName(obj, 'sluice_global'), encodeU32(0), encodeGlobal(GLOBAL_FLAG.ACCELERATE), bpf.BPF_ANY, 'sluice_global');
-    const progFd = bpf.programFd(bpf.findProgram(obj, SK_MSG_PROGRAM));
-    try {
-      linkFd = bpf.linkCreate(progFd, accelFd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, `${SK_MSG_PROGRAM} (wake-up check)`);
-    } catch (err) {
-      if (!(err instanceof bpf.BpfError) || err.code !== 'EINVAL') throw err;
-      bpf.progAttach(progFd, accelFd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, `${SK_MSG_PROGRAM} (wake-up check)`); // freed with the map
-    }
+    const accelFd = mapFdOf(obj, ACCEL_MAP);
+    const countersFd = mapFdOf(obj, 'sluice_counters');
+    bpf.mapUpdate(mapFdOf(obj, 'sluice_global'), encodeU32(0), encodeGlobal(GLOBAL_FLAG.ACCELERATE), bpf.BPF_ANY, 'sluice_global');
+    // Without sockmap links the program is attached to the private map, and freed with it.
+    linkFd = attachToMap(bpf.programFd(bpf.findProgram(obj, SK_MSG_PROGRAM)), accelFd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, `${SK_MSG_PROGRAM} (wake-up check)`);
 
     child = spawn(helperPath, ['--timeout-ms', String(timeoutMs)], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin!.on('error', () => {});
@@ -249,7 +234,8 @@ export async function checkSockmapWakeup(opts: WakeupOptions = {}): Promise<Wake
     if (second === null) return unknown(`the helper gave no results: ${stderr.trim() || 'no output'}`);
     const out = JSON.parse(second) as { error?: string; results?: WakeupObservation[]; stress?: WakeupStress[] };
     if (out.error || !out.results || !out.stress) return unknown(out.error ?? 'the helper printed no results');
-    const redirected = counterSum(countersFd, COUNTER.ACCEL_REDIRECTED);
+    const counters = bpf.mapShape(bpf.findMap(obj, 'sluice_counters'));
+    const redirected = Number(sumPerCpu(bpf.mapLookup(countersFd, encodeU32(COUNTER.ACCEL_REDIRECTED), lookupBytes(counters), 'sluice_counters'), counters.valueSize));
     return { ...judgeWakeup(out.results, out.stress, redirected), observations: out.results, stress: out.stress, redirected };
   } catch (err) {
     return unknown(errorText(err));

@@ -2,17 +2,15 @@
 // egress filter running the pinned programs of bpf/tc_reroute.bpf.c, always inside the
 // POD's netns (`nsenter --net=PATH tc ...`), never the host's. tc, not a tcx link:
 // bpf_link_create resolves an ifindex in the caller's netns, which is the host's here.
-import { SluiceError, errorText } from '../errors.js';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { errorText } from '../errors.js';
+import { existsSync } from 'node:fs';
 import { encodeSkLookupConfig } from './codec.js';
 import * as bpf from './libbpf.js';
-import { DEFAULT_BPFFS_DIR, DEFAULT_CAPACITY, DEFAULT_OBJECT_DIR, openShared, pinLayout, TC_REROUTE_OBJECT, type Capacity, type LoaderOptions } from './loader.js';
+import { DEFAULT_BPFFS_DIR, installation, openObject, TC_REROUTE_OBJECT, type LoaderOptions } from './loader.js';
 import { netnsIfindex } from './netns.js';
-import { progPinPath, TC_REROUTE_PROGRAMS, unpinRerouteInstances } from './tc-pins.js';
+import { assertPodNetns, pinRerouteObject, recordFilters, REROUTE_TC_PREF, RerouteAttachError, replaceFilters, tc, TC_REROUTE_PROGRAMS, progPinPath, unpinRerouteInstances } from './tc-pins.js';
 
-export { progPinPath, TC_REROUTE_PROGRAMS } from './tc-pins.js';
+export { progPinPath, REROUTE_TC_PREF, RerouteAttachError, TC_REROUTE_PROGRAMS } from './tc-pins.js';
 
 /**
  * Loads a tc reroute instance that knows `netnsCookie` (its .rodata, as sk_lookup's) and
@@ -22,39 +20,12 @@ export { progPinPath, TC_REROUTE_PROGRAMS } from './tc-pins.js';
 function pinRerouteInstance(netnsCookie: bigint, opts: LoaderOptions): void {
   const bpffsDir = opts.bpffsDir ?? DEFAULT_BPFFS_DIR;
   if (TC_REROUTE_PROGRAMS.every((p) => existsSync(progPinPath(bpffsDir, netnsCookie, p)))) return;
-  const cap: Capacity = { ...DEFAULT_CAPACITY, ...opts.capacity };
-  const obj = openShared(opts.objectDir ?? DEFAULT_OBJECT_DIR, TC_REROUTE_OBJECT, pinLayout(bpffsDir), cap, new Set(), opts.log ?? (() => {}), { rodata: encodeSkLookupConfig(netnsCookie) });
+  const obj = openObject({ ...installation(opts), object: TC_REROUTE_OBJECT, rodata: encodeSkLookupConfig(netnsCookie) });
   try {
-    mkdirSync(join(bpffsDir, 'progs', netnsCookie.toString()), { recursive: true });
-    for (const program of TC_REROUTE_PROGRAMS) {
-      const path = progPinPath(bpffsDir, netnsCookie, program);
-      if (existsSync(path)) unlinkSync(path);
-      bpf.objPin(bpf.programFd(bpf.findProgram(obj, program)), path);
-    }
+    pinRerouteObject(bpffsDir, netnsCookie, obj);
   } finally {
     bpf.closeObject(obj);
   }
-}
-
-/** Our filters' preference on an interface, so that removing them touches nothing else. */
-export const REROUTE_TC_PREF = 0x5c1;
-
-export class RerouteAttachError extends SluiceError {
-  constructor(message: string) {
-    super('REROUTE_ATTACH_FAILED', message);
-  }
-}
-
-/** Never the host netns: the daemon's own namespace is refused outright. */
-function assertPodNetns(netnsPath: string): void {
-  const self = statSync('/proc/self/ns/net');
-  const target = statSync(netnsPath);
-  if (self.ino === target.ino && self.dev === target.dev) throw new RerouteAttachError(`${netnsPath} is the daemon's own network namespace; tc is only run in pod namespaces`);
-}
-
-function tc(netnsPath: string, args: string[]): string {
-  assertPodNetns(netnsPath);
-  return execFileSync('nsenter', [`--net=${netnsPath}`, 'tc', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function attach(netnsPath: string, dev: string, bpffsDir: string, cookie: bigint): void {
@@ -63,11 +34,7 @@ function attach(netnsPath: string, dev: string, bpffsDir: string, cookie: bigint
   } catch (err) {
     if (!/File exists|Exclusivity/.test(String((err as { stderr?: string }).stderr ?? err))) throw err;
   }
-  const [ingress, egress] = TC_REROUTE_PROGRAMS;
-  for (const [dir, program] of [['ingress', ingress], ['egress', egress]] as const) {
-    const pin = progPinPath(bpffsDir, cookie, program);
-    tc(netnsPath, ['filter', 'replace', 'dev', dev, dir, 'pref', String(REROUTE_TC_PREF), 'handle', '1', 'bpf', 'object-pinned', pin, 'direct-action']);
-  }
+  replaceFilters(netnsPath, dev, bpffsDir, cookie);
 }
 
 function detach(netnsPath: string, dev: string): void {
@@ -103,10 +70,14 @@ export class RerouteAttachments {
     } catch (err) {
       for (const dev of want) detach(netnsPath, dev);
       this.attached.delete(cookie);
+      recordFilters(this.bpffsDir, cookie, netnsPath, []);
       throw new RerouteAttachError(`tc on the reroute interfaces of ${netnsPath}: ${errorText(err)}`);
     }
-    if (want.size > 0) this.attached.set(cookie, want);
-    else if (this.attached.delete(cookie)) unpinRerouteInstances(this.bpffsDir, cookie);
+    if (want.size > 0) {
+      this.attached.set(cookie, want);
+      // For a map migration at the next start (tc-pins.ts); without it, its next apply.
+      if (!recordFilters(this.bpffsDir, cookie, netnsPath, [...want])) this.opts.log?.(`${netnsPath}: path too long to record; a map migration leaves its reroute filters to its next apply`);
+    } else if (this.attached.delete(cookie)) unpinRerouteInstances(this.bpffsDir, cookie);
   }
 
   /** Removes our filters from the pod (when its netns still exists). */

@@ -1,5 +1,7 @@
 // The `sluice` command line.
 import { Command } from 'commander';
+import { CAPACITY_FLAGS, DEFAULT_CAPACITY } from '../bpf/map-table.js';
+import { DEFAULT_BPFFS_DIR } from '../bpf/pins.js';
 import { reportError } from './report-error.js';
 import { runExplain } from './explain.js';
 import { runManifest } from './manifest.js';
@@ -8,7 +10,6 @@ import { runValidate } from './validate.js';
 // Kernel-side commands load libbpf through koffi: import them only when used, so the
 // policy commands work on any machine.
 const kernel = () => import('./daemon-commands.js');
-const DEFAULT_BPFFS_DIR = '/sys/fs/bpf/sluice';
 const DEFAULT_LISTEN = '127.0.0.1:15099';
 
 const program = new Command('sluice')
@@ -69,8 +70,8 @@ program
   .option('--lookup-group <group>', 'group NAME or GID that may also connect to the lookup socket (mode 0660)')
   .option('--accelerate', 'sk_msg acceleration of local socket pairs (off by default; refused where `sluice doctor` finds the sockmap regression)')
   .option('--accelerate-force', 'implies --accelerate, and enables it even on a kernel with the sockmap regression (benchmarks)')
-  .option('--max-pods <n>', 'capacity of the pod policy map', '512')
-  .option('--max-connections <n>', 'capacity of the original-destination map', '262144')
+  .option(`${CAPACITY_FLAGS.pods} <n>`, 'capacity of the pod policy map', String(DEFAULT_CAPACITY.pods))
+  .option(`${CAPACITY_FLAGS.connections} <n>`, 'capacity of the original-destination map', String(DEFAULT_CAPACITY.connections))
   .option('--resync <seconds>', 'reconcile this often even when the source is unchanged (notices vanished netns)', '10')
   .option('--hold-unknown', "refuse a captured pod's outbound connects until its policy is written (no bypass while the daemon lags)")
   .option('--max-connections-per-pod <n>', 'original-destination records one pod may hold (default: a quarter of --max-connections)')

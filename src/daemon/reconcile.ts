@@ -53,6 +53,8 @@ export class Reconciler {
   private states: PodState[] = [];
   private reconciledOnce = false;
   private queued = 0;
+  /** Policies applied or removed by the last pass. */
+  lastPassWrites = 0;
 
   constructor(
     private readonly dataPlane: DataPlane,
@@ -140,6 +142,7 @@ export class Reconciler {
     /** Netns whose write was left to the next pass: what the kernel holds for them stays. */
     const deferred = new Set<bigint>();
     this.metrics.reconciles.inc();
+    this.lastPassWrites = 0;
     const states: PodState[] = [];
     const wanted = new Map<string, Applied>();
     const cookieOwner = new Map<bigint, string>();
@@ -230,6 +233,7 @@ export class Reconciler {
         try {
           this.dataPlane.applyPolicy(cookie, result.policy);
           this.metrics.mapWrites.inc({ op: 'apply' });
+          this.lastPassWrites++;
           this.log.info({ pod: key, netnsCookie: cookie.toString(), reason: last ? 'changed' : 'new' }, 'pod policy applied');
         } catch (e) {
           if (e instanceof MapFullError) return reject('map_full', e.summary(), true);
@@ -266,6 +270,7 @@ export class Reconciler {
       try {
         this.dataPlane.removePolicy(cookie);
         this.metrics.mapWrites.inc({ op: 'remove' });
+        this.lastPassWrites++;
         this.log.info({ netnsCookie: cookie.toString(), reason: 'no pod wants it' }, 'pod policy removed');
       } catch (e) {
         this.metrics.reconcileErrors.inc({ reason: 'map_write' });

@@ -67,7 +67,8 @@ export interface InstallRequest {
   cgroupDir: string;
   bpffsDir: string;
   objectDir?: string;
-  capacity?: { pods?: number; connections?: number };
+  /** `accelerate`: size the acceleration map for it (it is minimal while acceleration is off). */
+  capacity?: { pods?: number; connections?: number; accelerate?: boolean };
   log: (message: string) => void;
 }
 

@@ -28,6 +28,12 @@ export interface HaproxyConfigOptions {
   pod: PodName;
   outboundPort: number;
   inboundPort: number;
+  /**
+   * Fixed IPv4 upstreams instead of the original destination (inbound from 127.0.0.6 as
+   * before): an explicit proxy that clients address directly, with no capture at all.
+   * The bench's floor (bench/proxy.ts) uses it.
+   */
+  upstream?: { outbound: string; inbound: string };
 }
 
 type Listener = 'outbound' | 'inbound';
@@ -62,11 +68,13 @@ function frontend(o: HaproxyConfigOptions, listener: Listener, family: 4 | 6): s
       `  http-request set-dst-port req.hdr(host),field(2,']'),field(2,':')`,
     );
   }
+  // An explicit proxy is addressed on its own port: that is no missing original destination.
+  const fixed = o.upstream !== undefined && family === 4;
+  if (!fixed) lines.push(`  http-request return status 508 content-type text/plain string "no original destination at ${via}" hdr ${ERROR_HEADER} "no original destination at ${via}" if { dst_port ${o.outboundPort} ${o.inboundPort} }`);
   lines.push(
-    `  http-request return status 508 content-type text/plain string "no original destination at ${via}" hdr ${ERROR_HEADER} "no original destination at ${via}" if { dst_port ${o.outboundPort} ${o.inboundPort} }`,
     `  http-request add-header ${VIA_HEADER} ${via}`,
     `  http-after-response add-header ${HOP_HEADER} "${hop}"`,
-    `  default_backend ${listener === 'outbound' ? 'original-destination' : `passthrough${family}`}`,
+    `  default_backend ${fixed ? `upstream-${listener}` : listener === 'outbound' ? 'original-destination' : `passthrough${family}`}`,
     '',
   );
   return lines;
@@ -105,6 +113,7 @@ export function renderHaproxyConfig(o: HaproxyConfigOptions): string {
     'backend passthrough6',
     '  server original 0.0.0.0:0 source [::6]:0',
     '',
+    ...(o.upstream ? ['# Explicit: fixed upstreams (IPv4 listeners).', 'backend upstream-outbound', `  server upstream ${o.upstream.outbound}`, '', 'backend upstream-inbound', `  server upstream ${o.upstream.inbound} source 127.0.0.6`, ''] : []),
   ].join('\n');
 }
 

@@ -6,36 +6,21 @@
 //                                                  ├── node [bridge 10.1.0.1/24 fd00::1/64]
 //   pod b [lo: ::6]  veth 10.1.0.3/24 fd00::3/64 ──┘
 //
-// Nothing is created in the host namespace: each veth is born inside its pod namespace
-// with its other end in the node namespace, the bridge lives in the node namespace, and
-// every name starts with `sluice-test-<pid>-` so reapStaleNamespaces() (netns.ts)
-// finds what a killed run left behind. The cgroup is a child of the cgroup2 root: nothing
-// is attached to the root itself. It exists so that a backend whose programs attach to a
-// cgroup (eBPF) sees every socket of the mesh.
-import { randomBytes } from 'node:crypto';
+// Built with the steps of topology.ts, so nothing is created in the host namespace and
+// every name is one reapStaleNamespaces() (netns.ts) knows. The cgroup is a child of the
+// cgroup2 root: nothing is attached to the root itself. It exists so that a backend whose
+// programs attach to a cgroup (eBPF) sees every socket of the mesh.
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findCgroup2Mount } from '../bpf/system.js';
+import { MESH_ADDRESSES, type PodAddresses, type PodName } from './addresses.js';
 import { exec } from './exec.js';
 import { destroyCgroup } from './cgroup.js';
 import { deleteNetns, NETNS_PREFIX, pidAlive, waitUsable, type Netns } from './netns.js';
-import { tool } from '../system/tools.js';
+import { addAddrs, addNetns, addRoute, addVeth, ip, labId, labNetns, linkUp } from './topology.js';
 
-export type PodName = 'a' | 'b';
-export const POD_NAMES: readonly PodName[] = Object.freeze(['a', 'b']);
-
-export interface PodAddresses {
-  v4: string;
-  v6: string;
-}
-
-export const MESH_ADDRESSES: Readonly<Record<PodName | 'node', PodAddresses>> = Object.freeze({
-  // Pod a has the pod addresses of the oracle topology (test/kernel/harness/topology.ts).
-  a: { v4: '10.1.0.2', v6: 'fd00::2' },
-  b: { v4: '10.1.0.3', v6: 'fd00::3' },
-  node: { v4: '10.1.0.1', v6: 'fd00::1' },
-});
+export { MESH_ADDRESSES, POD_NAMES, type PodAddresses, type PodName } from './addresses.js';
 
 export interface MeshPod {
   name: PodName;
@@ -58,8 +43,6 @@ export interface MeshTopology {
 
 const live = new Set<MeshTopology>();
 
-const ip = (...args: string[]) => exec(tool('ip'), args);
-
 /** The cgroup2 mount, or a clear error: the mesh puts its processes in a child cgroup. */
 export function cgroup2Root(): string {
   const root = findCgroup2Mount();
@@ -68,17 +51,12 @@ export function cgroup2Root(): string {
 }
 
 export async function createMeshTopology(): Promise<MeshTopology> {
-  const rand = randomBytes(3).toString('hex');
-  const id = `${process.pid}-${rand}`;
-  const ns = (suffix: string, ifname: string): Netns => {
-    const name = `${NETNS_PREFIX}${id}-${suffix}`;
-    return { name, path: `/var/run/netns/${name}`, ifname };
-  };
+  const { id, rand } = labId();
   const pods: Record<PodName, MeshPod> = {
-    a: { name: 'a', netns: ns('a', `st${rand}a`), addrs: { ...MESH_ADDRESSES.a } },
-    b: { name: 'b', netns: ns('b', `st${rand}b`), addrs: { ...MESH_ADDRESSES.b } },
+    a: { name: 'a', netns: labNetns(id, 'a', `st${rand}a`), addrs: { ...MESH_ADDRESSES.a } },
+    b: { name: 'b', netns: labNetns(id, 'b', `st${rand}b`), addrs: { ...MESH_ADDRESSES.b } },
   };
-  const node = { ...ns('node', `st${rand}br`), bridge: `st${rand}br` };
+  const node = { ...labNetns(id, 'node', `st${rand}br`), bridge: `st${rand}br` };
   let cgroupDir = '';
   let workDir = '';
   let destroyed = false;
@@ -109,28 +87,22 @@ export async function createMeshTopology(): Promise<MeshTopology> {
     // mkdtemp makes it 0700; uid 1000 (the apps) and 1337 (HAProxy) must read it.
     await exec('chmod', ['0755', workDir]);
 
-    for (const n of [pods.a.netns, pods.b.netns, node]) {
-      await ip('netns', 'add', n.name);
-      await exec(tool('ip'), ['netns', 'exec', n.name, tool('sysctl'), '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
-      await ip('-n', n.name, 'link', 'set', 'lo', 'up');
-    }
+    for (const n of [pods.a.netns, pods.b.netns, node]) await addNetns(n);
     await ip('-n', node.name, 'link', 'add', node.bridge, 'type', 'bridge');
-    await ip('-n', node.name, 'addr', 'add', `${MESH_ADDRESSES.node.v4}/24`, 'dev', node.bridge);
-    await ip('-n', node.name, '-6', 'addr', 'add', `${MESH_ADDRESSES.node.v6}/64`, 'dev', node.bridge, 'nodad');
-    await ip('-n', node.name, 'link', 'set', node.bridge, 'up');
+    await addAddrs(node, node.bridge, [`${MESH_ADDRESSES.node.v4}/24`, `${MESH_ADDRESSES.node.v6}/64`]);
+    await linkUp(node, node.bridge);
     for (const pod of Object.values(pods)) {
       const nodeEnd = `st${rand}n${pod.name}`;
-      await ip('-n', pod.netns.name, 'link', 'add', pod.netns.ifname, 'type', 'veth', 'peer', 'name', nodeEnd, 'netns', node.name);
+      await addVeth(pod.netns, pod.netns.ifname, node, nodeEnd);
       await ip('-n', node.name, 'link', 'set', nodeEnd, 'master', node.bridge);
-      await ip('-n', node.name, 'link', 'set', nodeEnd, 'up');
-      await ip('-n', pod.netns.name, 'addr', 'add', `${pod.addrs.v4}/24`, 'dev', pod.netns.ifname);
-      await ip('-n', pod.netns.name, '-6', 'addr', 'add', `${pod.addrs.v6}/64`, 'dev', pod.netns.ifname, 'nodad');
+      await linkUp(node, nodeEnd);
+      await addAddrs(pod.netns, pod.netns.ifname, [`${pod.addrs.v4}/24`, `${pod.addrs.v6}/64`]);
       // The IPv6 passthrough source must exist on lo (istio-iptables adds it, and so must we).
-      await ip('-n', pod.netns.name, '-6', 'addr', 'add', '::6/128', 'dev', 'lo');
-      await ip('-n', pod.netns.name, 'link', 'set', pod.netns.ifname, 'up');
+      await addAddrs(pod.netns, 'lo', ['::6/128']);
+      await linkUp(pod.netns, pod.netns.ifname);
       // Default routes via the node, as on a real node (both pods share the /24 anyway).
-      await ip('-n', pod.netns.name, 'route', 'add', 'default', 'via', MESH_ADDRESSES.node.v4);
-      await ip('-n', pod.netns.name, '-6', 'route', 'add', 'default', 'via', MESH_ADDRESSES.node.v6);
+      await addRoute(pod.netns, 'default', MESH_ADDRESSES.node.v4);
+      await addRoute(pod.netns, 'default', MESH_ADDRESSES.node.v6);
     }
     await waitUsable(pods.a.netns, [pods.a.addrs.v4, pods.a.addrs.v6, '::6']);
     await waitUsable(pods.b.netns, [pods.b.addrs.v4, pods.b.addrs.v6, '::6']);

@@ -3,7 +3,8 @@
 // stream of lookups on the unix socket, and policy churn every 2 s (pod1 and its Sidecar
 // come and go and change, pod0's excluded port changes). Every few seconds the daemon's
 // RSS, open fds, event-loop delay (p99, from /metrics) and map entries are sampled; over
-// the second half their least-squares slopes must be flat within the bounds below.
+// the second half their trends (Theil–Sen slopes, robust to one stall) must be flat within
+// the bounds below.
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -11,6 +12,7 @@ import { stringify } from 'yaml';
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { bpfRequirementsMissing } from '../kernel/bpf-fixture.js';
 import { createWorld, killAllDaemons, metric, parseMetrics, podObject, reapStaleWorld, startDaemon, waitFor } from '../kernel/harness/daemon.js';
+import { leastSquaresSlope, theilSenSlope as slope } from '../support/slope.js';
 import { runClient } from './load-client.js';
 
 const missing = bpfRequirementsMissing();
@@ -20,7 +22,7 @@ const POLICY_MAPS = ['sluice_pods', 'sluice_ports', 'sluice_cidrs', 'sluice_ifac
 
 /** Flat means: at most this much growth per minute over the second half. */
 const BOUNDS = {
-  rssMiB: 3, // V8 settles after its first minutes; a leak of a few bytes per connection shows
+  rssMiB: 3, // flat once V8's young generation no longer grows to 2 x 64 MiB (run.ts) and malloc is trimmed; a leak of a few bytes per connection shows
   fds: 0.5,
   loopDelayMs: 2,
   conns: 50, // live records follow the load; a leak of one per close would be thousands
@@ -29,23 +31,17 @@ const BOUNDS = {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Least-squares slope of y over x. */
-export function slope(xs: number[], ys: number[]): number {
-  const n = xs.length;
-  const mx = xs.reduce((a, b) => a + b, 0) / n;
-  const my = ys.reduce((a, b) => a + b, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < n; i++) {
-    num += (xs[i]! - mx) * (ys[i]! - my);
-    den += (xs[i]! - mx) ** 2;
-  }
-  return den === 0 ? 0 : num / den;
-}
 
 function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) / 1024;
+}
+
+/** Anonymous (heap, V8, malloc) and file-backed (the node binary, libraries) parts of RSS, MiB. */
+function rssParts(pid: number): { anon: number; file: number } {
+  const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) / 1024;
+  return { anon: kb('Anonymous'), file: kb('Rss') - kb('Anonymous') };
 }
 
 /** Lookups on the unix socket, 100 a round, until `until`: how many were answered, and the errors. */
@@ -118,7 +114,7 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
 
     const scrapeErrors: string[] = [];
     let slowest = 0;
-    const samples: { t: number; rss: number; fds: number; loop: number; conns: number; policy: number }[] = [];
+    const samples: { t: number; rss: number; anon: number; heap: number; fds: number; loop: number; conns: number; policy: number }[] = [];
     const maps = SluiceMaps.open(w.bpffs);
     try {
       while (Date.now() < until) {
@@ -137,6 +133,8 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
         samples.push({
           t: (Date.now() - start) / 60_000,
           rss: rssMiB(pid),
+          anon: rssParts(pid).anon,
+          heap: metric(m, 'sluice_nodejs_heap_size_used_bytes') / 1048576,
           fds: readdirSync(`/proc/${pid}/fd`).length,
           loop: metric(m, 'sluice_nodejs_eventloop_lag_p99_seconds') * 1000,
           conns: maps.count('sluice_conns'),
@@ -162,6 +160,10 @@ test.serial(`soak: ${SECONDS} s of load and policy churn, RSS, fds, event-loop d
     t.log(`slowest /metrics answer ${slowest} ms; scrape errors: ${scrapeErrors.length}`);
     t.deepEqual(scrapeErrors, [], 'every /metrics scrape answered within 30 s');
     t.log(`last sample: rss ${last.rss.toFixed(1)} MiB, ${last.fds} fds, loop p99 ${last.loop.toFixed(2)} ms, ${last.conns} records, ${last.policy} policy entries`);
+    // Where RSS is, so a failure says whether the JS heap or native memory grew.
+    const first = samples[0]!;
+    t.log(`rss first/last ${first.rss.toFixed(1)}/${last.rss.toFixed(1)} MiB: anonymous ${first.anon.toFixed(1)}/${last.anon.toFixed(1)}, JS heap used ${first.heap.toFixed(1)}/${last.heap.toFixed(1)}; second-half slopes: anonymous ${slope(xs, half.map((s) => s.anon)).toFixed(3)}, heap ${slope(xs, half.map((s) => s.heap)).toFixed(3)} MiB/min`);
+    t.log(`least-squares slopes, for comparison: loop ${leastSquaresSlope(xs, half.map((s) => s.loop)).toFixed(3)} ms/min, rss ${leastSquaresSlope(xs, half.map((s) => s.rss)).toFixed(3)} MiB/min`);
     t.log(`slopes per minute over the second half: ${Object.entries(slopes).map(([k, v]) => `${k} ${v.toFixed(3)} (bound ${BOUNDS[k as keyof typeof BOUNDS]})`).join(', ')}`);
     // Only growth counts: a falling RSS or delay (GC settling, load elsewhere easing) is no leak.
     for (const [k, v] of Object.entries(slopes)) t.true(v <= BOUNDS[k as keyof typeof BOUNDS], `${k}: slope ${v.toFixed(3)}/min`);

@@ -2,18 +2,23 @@
 // in sluice_counters, a grown sluice_pod_policy in sluice_pods: bpf/ built with
 // -DSLUICE_UPGRADE_VARIANT into a scratch directory). The new daemon migrates the maps in
 // place (src/bpf/migrate.ts) while one client connects out of pod0 and one into it as fast
-// as they can. Every reply is checked (listener and SO_ORIGINAL_DST).
+// as they can. Every reply is checked (listener and SO_ORIGINAL_DST). A pod's tc reroute
+// filters (KubeVirt) move to the new build with the maps.
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { BpfDataPlane } from '../../src/bpf/dataplane.js';
 import { COUNTER, decodePodPolicy, decodeU64, encodeU32, LAYOUTS } from '../../src/bpf/codec.js';
 import { SluiceMaps } from '../../src/bpf/maps.js';
 import { recoverMigration } from '../../src/bpf/migrate.js';
 import { netnsCookie } from '../../src/bpf/netns.js';
-import { bpfRequirementsMissing } from '../kernel/bpf-fixture.js';
+import { bpfRequirementsMissing, createBpfSandbox } from '../kernel/bpf-fixture.js';
 import { createWorld, killAllDaemons, reapStaleWorld, sourceYaml, startDaemon, waitFor } from '../kernel/harness/daemon.js';
+import { probeConnect, startServer, stopAllServers } from '../kernel/harness/probe.js';
+import { destroyAllTopologies } from '../kernel/harness/topology.js';
+import { makePolicy } from '../support/policy.js';
 import { runClient } from './load-client.js';
 
 const missing = bpfRequirementsMissing();
@@ -34,19 +39,35 @@ const mapExists = (id: number) => {
   }
 };
 
-/** bpf/ built with -DSLUICE_UPGRADE_VARIANT into a scratch directory (never bpf/build). */
+let variantDir: string | null = null;
+
+/** bpf/ built with -DSLUICE_UPGRADE_VARIANT into a scratch directory (never bpf/build), once. */
 function buildVariant(): string {
+  if (variantDir) return variantDir;
   const out = mkdtempSync(join(tmpdir(), `sluice-test-${process.pid}-variant-`));
+  variantDir = out;
   const arch = execFileSync('uname', ['-m'], { encoding: 'utf8' }).trim();
   execFileSync('make', ['-s', '-C', join(REPO, 'bpf'), `BUILD=${out}`, `CFLAGS=-O2 -g -target bpf -Wall -Werror -I. -I/usr/include/${arch}-linux-gnu -DSLUICE_UPGRADE_VARIANT`], { stdio: 'pipe' });
   return out;
+}
+
+/** The programs of the tc filters on `dev` in the netns at `netnsPath`, by direction. */
+function filterProgs(netnsPath: string, dev: string): Record<string, number> {
+  const out = JSON.parse(execFileSync('nsenter', [`--net=${netnsPath}`, 'bpftool', '-j', 'net', 'show', 'dev', dev], { encoding: 'utf8' })) as unknown;
+  const tc = (Array.isArray(out) ? out : [out]).flatMap((o: { tc?: { kind: string; id: number }[] }) => o.tc ?? []);
+  return Object.fromEntries(tc.map((f) => [f.kind, f.id]));
 }
 
 test.before(async () => {
   if (!missing) await reapStaleWorld();
 });
 
-test.after.always(() => killAllDaemons());
+test.after.always(async () => {
+  await killAllDaemons();
+  await stopAllServers();
+  await destroyAllTopologies();
+  if (variantDir) rmSync(variantDir, { recursive: true, force: true });
+});
 
 test.serial(`upgrade to a build with other maps under ${LOAD_SECONDS} s of load: migrated in place, 0 failed or mis-steered`, async (t) => {
   if (missing) return t.fail(missing);
@@ -124,7 +145,57 @@ test.serial(`upgrade to a build with other maps under ${LOAD_SECONDS} s of load:
   } finally {
     await killAllDaemons();
     await w.destroy();
-    rmSync(variant, { recursive: true, force: true });
+  }
+});
+
+// The tc reroute filters of a KubeVirt pod run a program bound to the maps. A migration
+// that leaves them alone leaves them on the old maps: a forwarded VM connection is then
+// counted where nobody reads, the policy they read never changes again, and the old maps
+// are never freed. They must move with the sk_lookup links, before the commit.
+test.serial('a migration moves the tc reroute filters to the new build, bound to the new maps', async (t) => {
+  if (missing) return t.fail(missing);
+  const variant = buildVariant();
+  const box = await createBpfSandbox({ podIfname: 'eth0', vmIfname: 'eth1' });
+  const { topo, cg } = box;
+  const maps = join(box.bpffs.path, 'maps');
+  let dp: BpfDataPlane | null = null;
+  const vmConnect = async () => {
+    const r = await probeConnect({ netnsPath: topo.vm!.path, cgroupPath: cg.path, dst: '10.2.0.5:80', timeoutMs: 2000 });
+    if (!r.ok) throw new Error(`the VM's connection failed: ${r.error}`);
+    return r;
+  };
+  try {
+    await startServer({ name: 'pod', netnsPath: topo.pod.path, cgroupPath: cg.path, tcp: [15001], udp: [] });
+    dp = BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: box.bpffs.path });
+    const cookie = dp.cookieOf(topo.pod.path);
+    dp.applyPolicy(cookie, makePolicy({ rerouteInterfaces: ['eth1'] }));
+    t.like(await vmConnect(), { server: { server: 'pod', port: 15001, origDst: '10.2.0.5:80' } });
+    const oldProgs = filterProgs(topo.pod.path, 'eth1');
+    t.deepEqual(Object.keys(oldProgs).sort(), ['clsact/egress', 'clsact/ingress']);
+    const oldIds = { counters: pinnedId(join(maps, 'sluice_counters')), pods: pinnedId(join(maps, 'sluice_pods')) };
+    dp.close();
+    dp = null;
+
+    // The new daemon's start: install only, no apply yet (the filters must not wait for one).
+    dp = BpfDataPlane.install({ cgroupDir: cg.path, bpffsDir: box.bpffs.path, objectDir: variant });
+    const newIds = { counters: pinnedId(join(maps, 'sluice_counters')), pods: pinnedId(join(maps, 'sluice_pods')) };
+    t.not(newIds.counters, oldIds.counters, 'the maps were migrated');
+    const progs = filterProgs(topo.pod.path, 'eth1');
+    for (const [kind, id] of Object.entries(progs)) {
+      t.not(id, oldProgs[kind], `${kind}: the filter runs another program`);
+      const ids = progMaps(id);
+      t.true(ids.includes(newIds.pods) && !ids.includes(oldIds.pods) && !ids.includes(oldIds.counters), `${kind}: bound to the new maps (${ids.join(', ')})`);
+    }
+    t.deepEqual(Object.keys(progs).sort(), Object.keys(oldProgs).sort(), 'one filter each way still');
+
+    const before = dp.readCounters()['captured:inbound.1']!;
+    t.like(await vmConnect(), { server: { server: 'pod', port: 15001, origDst: '10.2.0.5:80' } });
+    t.is(dp.readCounters()['captured:inbound.1'], before + 1n, 'the forwarded connection is counted in the new sluice_counters');
+    await waitFor('old maps freed', async () => (!mapExists(oldIds.counters) && !mapExists(oldIds.pods) ? true : undefined), 10_000);
+  } finally {
+    dp?.close();
+    await stopAllServers();
+    await box.destroy();
   }
 });
 

@@ -1,195 +1,39 @@
 // sk_msg acceleration end to end, in a private cgroup, private namespaces and a private
-// bpffs directory, and the live sockmap regression check on this kernel.
+// bpffs directory (harness/capture-suite.ts). The live sockmap regression check on this
+// kernel, and the daemon's use of it, are in accelerate-check.test.ts.
 //
 //   pod  10.1.0.2  "proxy" echo listeners 15001 (outbound), 15006 (inbound) and the
 //                  app's 8080, all in one process started before capture
 //   peer 10.1.0.1  a second captured pod on the same "node" for the pod-to-pod pair
 //
-// Clients are long-lived: they run exchanges on command (stdin), so the test can look at
-// the sockhash while a connection is open and flip the switch in the middle of one.
+// Clients are long-lived (harness/accel-clients.ts): they run exchanges on command.
 import test from 'ava';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { createInterface, type Interface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { decodeAccelKey, type AccelKey } from '../../src/bpf/codec.js';
+import { pinnedLinkInfo } from '../../src/bpf/link-info.js';
+import { DEFAULT_CAPACITY } from '../../src/bpf/map-table.js';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
-import { checkSockmapWakeup, type WakeupReport } from '../../src/bpf/probes.js';
-import { decideAcceleration, type DaemonOptions } from '../../src/daemon/run.js';
-import { InputError } from '../../src/policy/errors.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
-import { BPFFS_ROOT, bpfRequirementsMissing, type BpfSandbox, type TestCgroup } from './bpf-fixture.js';
+import { bpfRequirementsMissing } from './bpf-fixture.js';
+import { openClient, startEcho } from './harness/accel-clients.js';
 import { makePolicy } from './harness/cases.js';
-import { createCaptureSandbox } from './harness/capture-sandbox.js';
-import { ADDRESSES, type Topology } from './harness/topology.js';
-import pino from 'pino';
+import { captureSuite, type CaptureEnv } from './harness/capture-suite.js';
+import { ADDRESSES } from './harness/topology.js';
 
 const missing = bpfRequirementsMissing();
 
-/** Echo listeners: every byte read is written back, so both directions are checked. */
-const ECHO_SERVER = `
-import socket, sys, threading
-def handle(c):
-    with c:
-        while True:
-            d = c.recv(1 << 20)
-            if not d:
-                return
-            c.sendall(d)
-def serve(l):
-    while True:
-        c, _ = l.accept()
-        threading.Thread(target=handle, args=(c,), daemon=True).start()
-for port in map(int, sys.argv[1].split(',')):
-    l = socket.socket(socket.AF_INET6)
-    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l.bind(('::', port))
-    l.listen(64)
-    threading.Thread(target=serve, args=(l,), daemon=True).start()
-print('ready', flush=True)
-sys.stdin.read()
-`;
+const ready = captureSuite(missing, async ({ topo, cg }, onStop) => {
+  const echo = [await startEcho(cg, topo.pod.path, [15001, 15006, 8080])];
+  onStop(() => echo.forEach((c) => c.kill('SIGKILL')));
+  return { echo };
+});
 
-/**
- * One connection; each stdin line "W N" writes N bytes of random data in W-byte writes,
- * reading each echo back before the next write, and prints whether every byte came back
- * intact. An empty line closes the connection.
- */
-const CLIENT = `
-import encodings.idna, json, os, socket, sys  # idna: loaded while root can still read the stdlib
-dst, port, uid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-if uid:
-    os.setgid(uid); os.setuid(uid)
-s = socket.create_connection((dst, port))
-me = s.getsockname()
-print(json.dumps({'local': [me[0], me[1]]}), flush=True)
-for line in sys.stdin:
-    if not line.strip():
-        break
-    w, n = map(int, line.split())
-    intact, sent = True, 0
-    while sent < n:
-        chunk = os.urandom(w)
-        s.sendall(chunk)
-        got = bytearray()
-        while len(got) < w:
-            d = s.recv(w - len(got))
-            if not d:
-                print(json.dumps({'error': 'eof after %d bytes' % sent}), flush=True)
-                sys.exit(1)
-            got += d
-        intact = intact and bytes(got) == chunk
-        sent += w
-    print(json.dumps({'write': w, 'bytes': sent, 'intact': intact}), flush=True)
-s.close()
-`;
+type Env = CaptureEnv<object>;
 
-interface Env {
-  topo: Topology;
-  cg: TestCgroup;
-  bpffs: { path: string; destroy(): void };
-  box: BpfSandbox;
-  dp: BpfDataPlane;
-  podCookie: bigint;
-  echo: ChildProcess[];
-  teardown(): Promise<void>;
-}
-
-let env: Env | null = null;
-let setupError: Error | null = null;
 const KiB = 1024;
 const PROXY_UID = 1337;
 const APP_UID = 1000;
-
-function lineReader(child: ChildProcess): { next(what: string): Promise<string>; rl: Interface } {
-  const rl = createInterface({ input: child.stdout! });
-  const queue: string[] = [];
-  let waiter: ((l: string) => void) | null = null;
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  rl.on('line', (l) => (waiter ? (waiter(l), (waiter = null)) : queue.push(l)));
-  return {
-    rl,
-    next: (what) =>
-      queue.length > 0
-        ? Promise.resolve(queue.shift()!)
-        : new Promise((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`${what}: no output after 20s; stderr: ${stderr}`)), 20_000);
-            waiter = (l) => {
-              clearTimeout(timer);
-              resolve(l);
-            };
-            child.once('exit', (code) => {
-              clearTimeout(timer);
-              reject(new Error(`${what}: exited ${code}; stderr: ${stderr}`));
-            });
-          }),
-  };
-}
-
-/** `python3 -c script args` in the netns, as a process of the cgroup, driven through its stdin. */
-function spawnPython(cg: TestCgroup, netnsPath: string, script: string, args: string[]): ChildProcess {
-  const join = 'echo $$ > "$0/cgroup.procs" && exec "$@"';
-  const child = spawn('/bin/sh', ['-c', join, cg.path, 'nsenter', `--net=${netnsPath}`, 'python3', '-c', script, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin!.on('error', () => {});
-  return child;
-}
-
-async function startEcho(cg: TestCgroup, netnsPath: string, ports: number[]): Promise<ChildProcess> {
-  const child = spawnPython(cg, netnsPath, ECHO_SERVER, [ports.join(',')]);
-  const line = await lineReader(child).next(`echo server on ${ports.join(',')}`);
-  if (line !== 'ready') throw new Error(`echo server: ${line}`);
-  return child;
-}
-
-interface Exchange {
-  write: number;
-  bytes: number;
-  intact: boolean;
-}
-
-/** A long-lived client connection in `netnsPath` as `uid`. */
-async function openClient(e: Env, netnsPath: string, dst: string, port: number, uid: number) {
-  const child = spawnPython(e.cg, netnsPath, CLIENT, [dst, String(port), String(uid)]);
-  const lines = lineReader(child);
-  const hello = JSON.parse(await lines.next(`client to ${dst}:${port}`)) as { local: [string, number] };
-  return {
-    local: { ip: hello.local[0].replace(/^::ffff:/, ''), port: hello.local[1] },
-    async run(write: number, bytes: number): Promise<Exchange> {
-      child.stdin!.write(`${write} ${bytes}\n`);
-      const r = JSON.parse(await lines.next(`exchange of ${bytes} bytes in ${write}-byte writes`)) as Exchange & { error?: string };
-      if (r.error) throw new Error(r.error);
-      return r;
-    },
-    async close(): Promise<void> {
-      child.stdin!.end('\n');
-      await new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', () => resolve())));
-    },
-    kill: () => child.kill('SIGKILL'),
-  };
-}
-
-test.before(async () => {
-  if (missing) return;
-  try {
-    const sandbox = await createCaptureSandbox(async ({ topo, cg }, onStop) => {
-      const echo = [await startEcho(cg, topo.pod.path, [15001, 15006, 8080])];
-      onStop(() => echo.forEach((c) => c.kill('SIGKILL')));
-      return echo;
-    });
-    const { box, dp, cookie: podCookie, prepared: echo } = sandbox;
-    env = { topo: box.topo, cg: box.cg, bpffs: box.bpffs, box, dp, podCookie, echo, teardown: sandbox.teardown };
-  } catch (err) {
-    setupError = err as Error;
-  }
-});
-
-test.after.always(() => env?.teardown());
-
-function ready(t: { fail(m: string): void }): Env | null {
-  if (missing) t.fail(missing);
-  else if (!env) t.fail(`setup failed: ${setupError?.stack ?? 'unknown'}`);
-  return env;
-}
 
 const accelKeys = (e: Env): AccelKey[] => e.dp.maps.keys('sluice_accel').map(decodeAccelKey);
 const counters = (e: Env) => e.dp.readCounters();
@@ -219,6 +63,29 @@ async function untilEmpty(e: Env): Promise<number> {
 
 test.serial('BPF kernel test requirements are met', (t) => {
   t.is(missing, null);
+});
+
+/** The pinned sluice_accel as bpftool reads it from the kernel. */
+function pinnedAccel(e: Env): { id: number; max_entries: number; bytes_memlock: number } {
+  return JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'pinned', join(e.bpffs.path, 'maps', 'sluice_accel')], { encoding: 'utf8' })) as { id: number; max_entries: number; bytes_memlock: number };
+}
+
+test.serial('off, sluice_accel has one entry; switched on, a full one replaces it and the sk_msg link follows', (t) => {
+  const e = ready(t);
+  if (!e) return;
+  const before = pinnedAccel(e);
+  t.is(before.max_entries, 1, 'installed with acceleration off: minimal');
+  t.is(e.dp.maps.info('sluice_accel').maxEntries, 1);
+  e.dp.setAcceleration(true);
+  const after = pinnedAccel(e);
+  t.is(after.max_entries, DEFAULT_CAPACITY.connections);
+  t.not(after.id, before.id, 'a new map');
+  t.is(e.dp.maps.info('sluice_accel').maxEntries, DEFAULT_CAPACITY.connections, 'the data plane reads the new one');
+  t.is(pinnedLinkInfo(join(e.bpffs.path, 'links', 'sluice_sk_msg'))?.sockmapMapId, after.id, 'sk_msg runs on the new map');
+  t.log(`sluice_accel memlock: ${before.bytes_memlock} bytes off, ${after.bytes_memlock} on`);
+  e.dp.setAcceleration(false);
+  e.dp.setAcceleration(true);
+  t.is(pinnedAccel(e).id, after.id, 'switching again keeps the full map');
 });
 
 test.serial('a captured app connection to its proxy is redirected both ways, intact with 4 KiB and 64 KiB writes', async (t) => {
@@ -282,8 +149,8 @@ test.serial("a loopback pair (the proxy to the app at 127.0.0.1) is keyed with t
     t.like(await client.run(4 * KiB, 256 * KiB), { intact: true });
     const app = { ip: '127.0.0.1', port: 8080 };
     t.deepEqual(sortKeys(accelKeys(e)), sortKeys([
-      { self: client.local, peer: app, netnsCookie: e.podCookie },
-      { self: app, peer: client.local, netnsCookie: e.podCookie },
+      { self: client.local, peer: app, netnsCookie: e.cookie },
+      { self: app, peer: client.local, netnsCookie: e.cookie },
     ]));
     expectAllRedirected(t, before, counters(e), 2 * 256 * KiB); // sk_msg found the peer under the same netns cookie
   } finally {
@@ -372,41 +239,4 @@ test.serial('a restarted loader adopts the sk_msg link; the switch is whatever t
   } finally {
     again.close();
   }
-});
-
-let wakeup: WakeupReport | null = null;
-
-test.serial('the sockmap regression check gives a definite answer on this kernel, and leaves nothing behind', async (t) => {
-  if (missing) return t.fail(missing);
-  // Other kernel tests run concurrently: only names that are not theirs count.
-  const notTests = (names: string[]) => names.filter((n) => !/^sluice-test-\d+-/.test(n)).sort();
-  const netns = () => notTests(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean));
-  const pins = () => notTests(readdirSync(BPFFS_ROOT));
-  const netnsBefore = netns();
-  const pinsBefore = pins();
-  wakeup = await checkSockmapWakeup();
-  t.log(`kernel ${execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim()}: ${wakeup.verdict} (${wakeup.summary})`);
-  t.log(`single waits: ${wakeup.observations.map((o) => `${o.path}/${o.waiter} woke=${o.woke} fionread=${o.fionread}/${o.readableAfter}`).join('; ')}`);
-  t.log(`stress: ${wakeup.stress.map((s) => `${s.path} ${s.mode}: ${s.rounds} rounds, ${s.stalls} stalls, max wait ${s.maxWaitMs} ms`).join('; ')}`);
-  t.true(wakeup.verdict === 'ok' || wakeup.verdict === 'regressed' || wakeup.verdict === 'limited', `a definite answer, not ${wakeup.verdict}`);
-  t.is(wakeup.observations.length, 6);
-  t.true(wakeup.redirected > 0, 'the check did go through the sk_msg redirect');
-  t.deepEqual(netns(), netnsBefore, 'its network namespace was private and anonymous');
-  t.deepEqual(pins(), pinsBefore, 'its maps were never pinned');
-});
-
-test.serial('sluice run --accelerate follows the check: refused with a message naming sluice doctor, unless forced', async (t) => {
-  if (missing) return t.fail(missing);
-  const report = wakeup ?? (await checkSockmapWakeup());
-  const log = pino({ level: 'silent' });
-  const opts: DaemonOptions = { source: 'file:/dev/null', config: {} as DaemonOptions['config'], bpffs: '/nonexistent', listen: '127.0.0.1:0', accelerate: true, sockmapCheck: async () => report };
-  if (report.verdict === 'ok') {
-    t.true(await decideAcceleration(opts, log));
-  } else {
-    const err = await t.throwsAsync(decideAcceleration(opts, log), { instanceOf: InputError });
-    t.is((err as InputError).code, 'ACCELERATE_REFUSED');
-    t.regex(err!.message, /--accelerate refused: .*sluice doctor.*--accelerate-force/);
-  }
-  t.true(await decideAcceleration({ ...opts, accelerateForce: true }, log), '--accelerate-force overrides');
-  t.false(await decideAcceleration({ ...opts, accelerate: false }, log), 'no flag: off, and the check does not even run');
 });

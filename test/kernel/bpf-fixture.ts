@@ -18,7 +18,7 @@ import { featureChecks } from '../../src/cli/doctor.js';
 import { bpffsMountFor, ensureBpffs, findCgroup2Mount } from '../../src/bpf/system.js';
 import { CGROUP_EXEC, probeConnect, startServer as startProbeServer, type ConnectOptions, type ProbeResult, type ProbeServer, type ServerReply } from './harness/probe.js';
 import { findTool, PROBE_PATH } from './harness/requirements.js';
-import { createTopology, type Topology } from './harness/topology.js';
+import { createTopology, type Topology, type TopologyOptions } from './harness/topology.js';
 
 export const TEST_PREFIX = 'sluice-test-';
 
@@ -79,8 +79,8 @@ export interface BpfSandbox {
 }
 
 /** A topology, a private cgroup and a private pin dir: what every BPF kernel test stands on. */
-export async function createBpfSandbox(): Promise<BpfSandbox> {
-  const topo = await createTopology();
+export async function createBpfSandbox(opts: TopologyOptions = {}): Promise<BpfSandbox> {
+  const topo = await createTopology(opts);
   const cg = createCgroup();
   const bpffs = createBpffsDir();
   return {

@@ -33,7 +33,7 @@ function ranKernel(t: { log: (...a: string[]) => void }, consoleLog: string): vo
 test.serial('Debian 12 (6.1): sluice loads and captures, the UDP owner through the bpf_probe_read_kernel fallback', async (t) => {
   if (missing.length) return t.fail(`the kernel matrix needs ${missing.join(', ')}: run ./scripts/setup`);
   t.timeout(900_000);
-  const r = await testVm('6.1', ['--tests', 'test/kernel/{kernel-support,bpf-capture}.test.ts', '--match', '*doctor*', '--match', '*DNS capture*', '--match', '*reaches the outbound listener*', '--match', "*proxy's own connection*"]);
+  const r = await testVm('6.1', ['--tests', 'test/kernel/{kernel-support,bpf-capture,bpf-capture-dns}.test.ts', '--match', '*doctor*', '--match', '*DNS capture*', '--match', '*reaches the outbound listener*', '--match', "*proxy's own connection*"]);
   ranKernel(t, r.console);
   t.log(r.out.split('\n').filter((l) => l.includes('test-vm:') || l.startsWith('  6.1')).join('\n'));
   t.regex(r.console, /SLUICE-VM-KERNEL 6\.1\.\S+ .*Debian 6\.1\.\d+/, 'the guest ran Debian 6.1');

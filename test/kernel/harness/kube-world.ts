@@ -12,7 +12,8 @@ import { podObject, startDaemon, type Daemon, type World } from './daemon.js';
 import { exec } from './exec.js';
 import { deleteNetns, NETNS_PREFIX } from './topology.js';
 
-export const KUBE_NODE = 'sluice-test-node';
+/** This run's node name: unique per run (pid and random), so concurrent runs never watch each other's pods. */
+export const KUBE_NODE = `${NETNS_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}-node`;
 
 export interface KubeWorld {
   api: KubeApiDouble;
