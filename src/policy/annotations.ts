@@ -62,18 +62,16 @@ export interface FieldRef {
   field: string;
 }
 
+/** True for a lone '*' where one is allowed; a '*' anywhere else is a BAD_WILDCARD. */
+function wildcard(items: string[], value: string, at: FieldRef, allowed: boolean, say: { alone: string; refused: string }): boolean {
+  if (!items.includes('*')) return false;
+  if (allowed && items.length === 1) return true;
+  throw new PolicyError('BAD_WILDCARD', at.object, at.field, value, allowed ? `'*' must stand alone; use '*' or a list of ${say.alone}` : say.refused);
+}
+
 export function parsePortList(value: string, at: FieldRef, allowWildcard: boolean, max = Infinity): '*' | number[] {
   const items = boundedList(value, at, max, 'ports');
-  if (items.includes('*')) {
-    if (allowWildcard && items.length === 1) return '*';
-    throw new PolicyError(
-      'BAD_WILDCARD',
-      at.object,
-      at.field,
-      value,
-      allowWildcard ? "'*' must stand alone; use '*' or a list of ports" : "'*' is not allowed here; list the ports",
-    );
-  }
+  if (wildcard(items, value, at, allowWildcard, { alone: 'ports', refused: "'*' is not allowed here; list the ports" })) return '*';
   return dedupe(items.map((item) => parsePort(item, value, at)));
 }
 
@@ -87,16 +85,7 @@ export function parsePort(item: string, whole: string, at: FieldRef): number {
 
 export function parseCidrList(value: string, at: FieldRef, allowWildcard: boolean, max = Infinity): '*' | string[] {
   const items = boundedList(value, at, max, 'CIDRs');
-  if (items.includes('*')) {
-    if (allowWildcard && items.length === 1) return '*';
-    throw new PolicyError(
-      'BAD_WILDCARD',
-      at.object,
-      at.field,
-      value,
-      allowWildcard ? "'*' must stand alone; use '*' or a list of CIDRs" : "'*' is not allowed in an exclude list; list the CIDRs to exclude",
-    );
-  }
+  if (wildcard(items, value, at, allowWildcard, { alone: 'CIDRs', refused: "'*' is not allowed in an exclude list; list the CIDRs to exclude" })) return '*';
   return dedupe(
     items.map((item) => {
       const parsed = parseCidr(item);
