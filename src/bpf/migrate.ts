@@ -16,20 +16,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync
 import { join } from 'node:path';
 import * as bpf from './libbpf.js';
 import { mapInfoOf } from './map-info.js';
+import { MAP_TYPES } from './probe-facts.js';
 
 const COMMITTED = 'committed';
 
 // Map types whose entries can be read and written back from user space.
-const HASH = 1;
-const ARRAY = 2;
-const PERCPU_HASH = 5;
-const PERCPU_ARRAY = 6;
-const LRU_HASH = 9;
-const LRU_PERCPU_HASH = 10;
-const LPM_TRIE = 11;
-const COPYABLE = new Set([HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE]);
-const PER_CPU = new Set([PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH]);
-const ARRAYS = new Set([ARRAY, PERCPU_ARRAY]);
+const { BPF_MAP_TYPE_HASH: HASH, BPF_MAP_TYPE_ARRAY: ARRAY, BPF_MAP_TYPE_PERCPU_HASH: PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY: PERCPU_ARRAY, BPF_MAP_TYPE_LRU_HASH: LRU_HASH, BPF_MAP_TYPE_LRU_PERCPU_HASH: LRU_PERCPU_HASH, BPF_MAP_TYPE_LPM_TRIE: LPM_TRIE } = MAP_TYPES;
+const COPYABLE = new Set<number>([HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE]);
+const PER_CPU = new Set<number>([PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH]);
+const ARRAYS = new Set<number>([ARRAY, PERCPU_ARRAY]);
 
 export interface Shape {
   type: number;
