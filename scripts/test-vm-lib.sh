@@ -137,10 +137,16 @@ boot_vm() {
   return "$rc"
 }
 
-# ava's closing counts, e.g. "18 passed, 2 failed".
+# ava's closing counts, summed over every ava run in the log (one per file with
+# --per-file), e.g. "398 passed, 6 failed".
 ava_summary() {
   local s
-  s=$(tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;]*m//g' | grep -oE '^ *[0-9]+ (tests? (passed|failed)|known failures?|tests? skipped|tests? todo|uncaught exceptions?|unhandled rejections?)' | sed 's/^ *//' | paste -sd, - | sed 's/,/, /g')
+  s=$(tr -d '\r' <"$1" | sed 's/\x1b\[[0-9;]*m//g' \
+    | grep -oE '^ *[0-9]+ (tests? (passed|failed|skipped|todo)|known failures?|uncaught exceptions?|unhandled rejections?)' \
+    | awk '{ n = $1; $1 = ""; k = $0; sub(/^ /, "", k); sub(/^tests? /, "", k); sub(/s$/, "", k)
+             if (!(k in sum)) order[++len] = k; sum[k] += n }
+           END { for (i = 1; i <= len; i++) { k = order[i]; plural = (k ~ /(passed|failed|skipped|todo)$/ || sum[k] == 1) ? "" : "s"
+                   printf "%s%d %s%s", (i > 1 ? ", " : ""), sum[k], k, plural } }')
   echo "${s:-no ava summary}"
 }
 
