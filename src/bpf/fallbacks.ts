@@ -1,6 +1,8 @@
 // Load-time fallbacks: where a kernel lacks something newer that bpf/ prefers, the same
 // program takes an older path. The choice is a .rodata.fallback constant set before load
 // from a probe of this kernel; the verifier drops the path not taken (bpf/owner.h).
+import { SluiceError } from '../errors.js';
+import { CAP, hasCapability } from '../system/caps.js';
 import * as bpf from './libbpf.js';
 import { btfAvailableForProbe, kernelHasFunc } from './libbpf-probes.js';
 
@@ -31,9 +33,20 @@ export function encodeFallbacks(f: Fallbacks): Buffer {
   return b;
 }
 
-/** Sets the fallback constants of an opened, not yet loaded object (no-op for objects without them). */
-export function applyFallbacks(obj: bpf.BpfObject, f: Fallbacks = kernelFallbacks()): void {
+/**
+ * Sets the fallback constants of an opened, not yet loaded object (no-op for objects
+ * without them). An object with them declares the weak kfuncs; where the kernel lacks
+ * one, libbpf 1.1 looks for it in the modules' BTF, and listing those needs
+ * CAP_SYS_ADMIN (BPF_BTF_GET_NEXT_ID): without it the load would fail with a bare EINVAL.
+ */
+export function applyFallbacks(obj: bpf.BpfObject, what: string, f: Fallbacks = kernelFallbacks(), canListModuleBtf = () => hasCapability(CAP.SYS_ADMIN)): void {
   for (const m of bpf.maps(obj)) {
-    if (bpf.mapIsInternal(m) && bpf.mapName(m).endsWith(FALLBACK_SECTION)) bpf.setMapInitialValue(m, encodeFallbacks(f));
+    if (!bpf.mapIsInternal(m) || !bpf.mapName(m).endsWith(FALLBACK_SECTION)) continue;
+    if (!f.rdonlyCast && !canListModuleBtf()) {
+      throw new SluiceError('KFUNC_NEEDS_CAP_SYS_ADMIN', `${what}: this kernel has no bpf_rdonly_cast (${KFUNC_FALLBACKS.bpf_rdonly_cast!.since}+), and without CAP_SYS_ADMIN libbpf cannot look for it in the kernel modules' BTF, so the object cannot load`, {
+        hint: 'give the daemon CAP_SYS_ADMIN, as the DaemonSet manifest does (it needs it for setns into pods anyway), or run a kernel with bpf_rdonly_cast (6.2+)',
+      });
+    }
+    bpf.setMapInitialValue(m, encodeFallbacks(f));
   }
 }

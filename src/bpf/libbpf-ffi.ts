@@ -53,6 +53,7 @@ export const c = {
   link_update: lib.func('int bpf_link_update(int link_fd, int new_prog_fd, const void *opts)'),
   link_create: lib.func('int bpf_link_create(int prog_fd, int target_fd, int attach_type, const void *opts)'),
   prog_attach: lib.func('int bpf_prog_attach(int prog_fd, int attachable_fd, int type, unsigned int flags)'),
+  prog_query: lib.func('int bpf_prog_query(int target_fd, int type, unsigned int query_flags, _Out_ uint32_t *attach_flags, void *prog_ids, _Inout_ uint32_t *prog_cnt)'),
   probe_prog_type: lib.func('int libbpf_probe_bpf_prog_type(int prog_type, const void *opts)'),
   probe_map_type: lib.func('int libbpf_probe_bpf_map_type(int map_type, const void *opts)'),
   probe_helper: lib.func('int libbpf_probe_bpf_helper(int prog_type, int helper_id, const void *opts)'),

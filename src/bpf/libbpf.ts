@@ -138,6 +138,14 @@ export function progAttach(progFd: number, targetFd: number, attachType: number,
   check(`bpf_prog_attach(${what})`, c.prog_attach(progFd, targetFd, attachType, 0));
 }
 
+/** Ids of the programs attached to `targetFd` (a sockmap: 6.0+) at `attachType`, links' included. */
+export function progQuery(targetFd: number, attachType: number, what: string, max = 16): number[] {
+  const ids = Buffer.alloc(4 * max);
+  const cnt = [max];
+  check(`bpf_prog_query(${what})`, c.prog_query(targetFd, attachType, 0, [0], ids, cnt));
+  return Array.from({ length: cnt[0]! }, (_, i) => ids.readUInt32LE(4 * i));
+}
+
 /** Detaches a link from its hook even while pins or other fds still refer to it. */
 export function linkDetach(linkFd: number, what: string): void {
   check(`bpf_link_detach(${what})`, c.link_detach(linkFd));

@@ -73,7 +73,7 @@ export function openObject(o: OpenOptions): bpf.BpfObject {
       if (d.maxEntries !== built.maxEntries) bpf.setMapMaxEntries(m, d.maxEntries);
       bpf.setMapPinPath(m, pinPath);
     }
-    applyFallbacks(obj);
+    applyFallbacks(obj, o.what ?? o.object);
     bpf.loadObject(obj, o.what ?? o.object);
     return obj;
   } catch (err) {

@@ -2,12 +2,13 @@
 // Host facts, the BPF features the programs use (libbpf's probes), and the live sockmap
 // regression check that decides whether --accelerate is safe. Only a missing required
 // feature fails (exit 1); what only --accelerate needs is a warning.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import type { WakeupReport } from '../bpf/probe-facts.js';
 import type { Feature, WakeupOptions } from '../bpf/probes.js';
 import { bpffsMountFor, btfAvailable, findCgroup2Mount, kernelRelease, parseKernelVersion, runningUpstreamVersion, SOCKMAP_REGRESSION, sockmapRegressionByVersion } from '../bpf/system.js';
 import type { ObjectLoad } from '../bpf/object-probes.js';
 import { SluiceError, errorText } from '../errors.js';
+import { CAP, hasCapability } from '../system/caps.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -73,12 +74,9 @@ export const MIN_TESTED_KERNEL = '6.1';
  * CAP_SYS_ADMIN in effect. Without them every probe fails with EPERM, which is no
  * verdict on the kernel (a DaemonSet that dropped a capability must not hear "upgrade").
  */
-export function canProbeBpf(status = (() => { try { return readFileSync('/proc/self/status', 'utf8'); } catch { return ''; } })()): boolean {
+export function canProbeBpf(status?: string): boolean {
   if (process.geteuid?.() !== 0) return false;
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
-  if (!m) return true;
-  const eff = BigInt(`0x${m[1]}`);
-  return ((eff >> 21n) & 1n) === 1n || ((eff >> 39n) & 1n) === 1n;
+  return hasCapability(CAP.SYS_ADMIN, status) || hasCapability(CAP.BPF, status);
 }
 
 export function featureChecks(features: readonly Feature[], root = canProbeBpf()): Check[] {

@@ -11,9 +11,12 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { decodeAccelKey, type AccelKey } from '../../src/bpf/codec.js';
+import * as bpf from '../../src/bpf/libbpf.js';
 import { pinnedLinkInfo } from '../../src/bpf/link-info.js';
 import { DEFAULT_CAPACITY } from '../../src/bpf/map-table.js';
 import { BpfDataPlane } from '../../src/bpf/dataplane.js';
+import { ATTACH_TYPES } from '../../src/bpf/probe-facts.js';
+import { kernelRelease } from '../../src/bpf/system.js';
 import type { CapturePolicy } from '../../src/policy/types.js';
 import { bpfRequirementsMissing } from './bpf-fixture.js';
 import { openClient, startEcho } from './harness/accel-clients.js';
@@ -70,6 +73,24 @@ function pinnedAccel(e: Env): { id: number; max_entries: number; bytes_memlock: 
   return JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'pinned', join(e.bpffs.path, 'maps', 'sluice_accel')], { encoding: 'utf8' })) as { id: number; max_entries: number; bytes_memlock: number };
 }
 
+/** Names of the programs attached to the pinned sluice_accel as sk_msg (BPF_PROG_QUERY, 6.0+): links and bpf_prog_attach alike. */
+function skMsgProgramsOn(e: Env): string[] {
+  const path = join(e.bpffs.path, 'maps', 'sluice_accel');
+  const fd = bpf.objGet(path);
+  try {
+    const ids = bpf.progQuery(fd, ATTACH_TYPES.BPF_SK_MSG_VERDICT, path);
+    return ids.map((id) => (JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show', 'id', String(id)], { encoding: 'utf8' })) as { name: string }).name);
+  } finally {
+    bpf.closeFd(fd);
+  }
+}
+
+/** Sockmap links came in 6.10: before, sk_msg is attached with bpf_prog_attach and no link is pinned. */
+function hasSockmapLinks(): boolean {
+  const [major, minor] = kernelRelease().split('.').map(Number);
+  return major! > 6 || (major === 6 && minor! >= 10);
+}
+
 test.serial('off, sluice_accel has one entry; switched on, a full one replaces it and the sk_msg link follows', (t) => {
   const e = ready(t);
   if (!e) return;
@@ -81,7 +102,10 @@ test.serial('off, sluice_accel has one entry; switched on, a full one replaces i
   t.is(after.max_entries, DEFAULT_CAPACITY.connections);
   t.not(after.id, before.id, 'a new map');
   t.is(e.dp.maps.info('sluice_accel').maxEntries, DEFAULT_CAPACITY.connections, 'the data plane reads the new one');
-  t.is(pinnedLinkInfo(join(e.bpffs.path, 'links', 'sluice_sk_msg'))?.sockmapMapId, after.id, 'sk_msg runs on the new map');
+  t.deepEqual(skMsgProgramsOn(e), ['sluice_sk_msg'], 'sk_msg runs on the new map');
+  const link = pinnedLinkInfo(join(e.bpffs.path, 'links', 'sluice_sk_msg'));
+  if (link) t.is(link.sockmapMapId, after.id, 'and its link is on the new map');
+  else t.false(hasSockmapLinks(), `no sk_msg link pinned on ${kernelRelease()}, which has sockmap links (6.10+)`);
   t.log(`sluice_accel memlock: ${before.bytes_memlock} bytes off, ${after.bytes_memlock} on`);
   e.dp.setAcceleration(false);
   e.dp.setAcceleration(true);

@@ -6,6 +6,7 @@
 import test from 'ava';
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
+import { kernelFallbacks } from '../../src/bpf/fallbacks.js';
 import { CGROUP_PROGRAMS } from '../../src/bpf/loader.js';
 import { DAEMON_CAPABILITIES, MOUNT_BPFFS_CAPABILITIES } from '../../src/deploy/manifest.js';
 import { bpfRequirementsMissing, connect, reapStale } from './bpf-fixture.js';
@@ -124,9 +125,18 @@ test.serial('without CAP_SYS_ADMIN nothing works: CAP_BPF, CAP_NET_ADMIN and CAP
     t.regex(err?.message ?? '', /exited \(exit 1\)[\s\S]*EPERM/);
     t.deepEqual(await cgroupPrograms(w.cg.path), []);
 
+    const bpfOnly = ['BPF', 'NET_ADMIN', 'PERFMON', 'SYS_PTRACE'];
+    if (!kernelFallbacks().rdonlyCast) {
+      // 6.1: no bpf_rdonly_cast, and libbpf cannot look for it in the modules' BTF
+      // without CAP_SYS_ADMIN: refused by name before any load, nothing attached.
+      const refused = await t.throwsAsync(daemonWith(w, bpfOnly));
+      t.regex(refused?.message ?? '', /exited \(exit 1\)[\s\S]*no bpf_rdonly_cast[\s\S]*CAP_SYS_ADMIN/);
+      t.deepEqual(await cgroupPrograms(w.cg.path), []);
+      return;
+    }
     // The BPF-specific capabilities attach the programs, but setns(2) into the pod's netns
     // needs CAP_SYS_ADMIN: the pod is rejected with EPERM.
-    const d = await daemonWith(w, ['BPF', 'NET_ADMIN', 'PERFMON', 'SYS_PTRACE']);
+    const d = await daemonWith(w, bpfOnly);
     t.deepEqual((await cgroupPrograms(w.cg.path)).map((p) => p.name).sort(), PROGRAMS);
     const p = await settled(d);
     t.is(p.status, 'rejected');
