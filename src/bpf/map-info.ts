@@ -10,9 +10,3 @@ export type MapInfoFields = ReturnType<typeof mapInfoOf>;
 export function mapInfoOf(fd: number, what: string) {
   return readInfo(fd, what, MAP_INFO_SIZE, FIELDS);
 }
-
-/** type, key_size, value_size, max_entries of an open map fd: what a pinned map is checked by. */
-export function mapShapeOf(fd: number, what: string): { type: number; keySize: number; valueSize: number; maxEntries: number } {
-  const { type, keySize, valueSize, maxEntries } = mapInfoOf(fd, what);
-  return { type, keySize, valueSize, maxEntries };
-}
