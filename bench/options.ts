@@ -106,7 +106,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions {
     close: args.close as CloseMode,
     spike,
     throughputMs: spike ? 0 : int('throughput-ms', pick('throughput-ms', '300'), 0),
-    // Write sizes must divide the client's 4 MiB chunk (native/bench.c checks it too).
+    // Write sizes must divide the client's 4 MiB chunk (native/bench_stream.c checks it too).
     writes: args.writes.split(',').map((w) => int('writes', w, 1)),
     pingSize: int('ping-size', args['ping-size'], 1),
     profile: args.profile,

@@ -1,6 +1,6 @@
 // A RawMap on a kernel map fd: what SluiceMaps uses for the pinned maps.
 import * as bpf from './libbpf.js';
-import { mapInfoOf } from './map-info.js';
+import { mapShapeOf } from './map-info.js';
 import type { Shape } from './map-table.js';
 import { perCpuStride, possibleCpus } from './per-cpu.js';
 import { MAP_TYPES } from './probe-facts.js';
@@ -37,8 +37,7 @@ export class FdMap implements RawMap {
     const fd = bpf.objGetIfPinned(path);
     if (fd === null) return null;
     try {
-      const { type, keySize, valueSize, maxEntries } = mapInfoOf(fd, path);
-      return new FdMap(name, fd, { type, keySize, valueSize, maxEntries });
+      return new FdMap(name, fd, mapShapeOf(fd, path));
     } catch (err) {
       bpf.closeFd(fd);
       throw err;

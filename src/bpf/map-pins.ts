@@ -4,7 +4,7 @@
 // decidePinned is pure (unit-tested with the fake maps); the rest reads the pins.
 import { existsSync, unlinkSync } from 'node:fs';
 import * as bpf from './libbpf.js';
-import { mapInfoOf } from './map-info.js';
+import { mapShapeOf } from './map-info.js';
 import { capacityOf, isMapName, MAPS, type AnyMapName, type Capacity, type Shape } from './map-table.js';
 import { LoaderError } from './objects.js';
 import { mapPinPath, type Pins } from './pins.js';
@@ -55,8 +55,7 @@ export function pinnedShape(path: string): Shape | null {
   const fd = bpf.objGetIfPinned(path);
   if (fd === null) return null;
   try {
-    const { type, keySize, valueSize, maxEntries } = mapInfoOf(fd, path);
-    return { type, keySize, valueSize, maxEntries };
+    return mapShapeOf(fd, path);
   } finally {
     bpf.closeFd(fd);
   }

@@ -12,10 +12,13 @@
 // migrate/ without `committed` rolls back (drops the new maps: the old ones are still
 // pinned, and the migration runs again from them); with `committed` it rolls forward
 // (the new maps take the pins). Either way every link ends on one build's maps.
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import * as bpf from './libbpf.js';
-import { mapInfoOf } from './map-info.js';
+import { mapShapeOf } from './map-info.js';
+import { pinnedShape } from './map-pins.js';
+import type { Shape } from './map-table.js';
+import { perCpuStride, possibleCpus } from './per-cpu.js';
 import { MAP_TYPES } from './probe-facts.js';
 
 const COMMITTED = 'committed';
@@ -25,23 +28,6 @@ const { BPF_MAP_TYPE_HASH: HASH, BPF_MAP_TYPE_ARRAY: ARRAY, BPF_MAP_TYPE_PERCPU_
 const COPYABLE = new Set<number>([HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE]);
 const PER_CPU = new Set<number>([PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH]);
 const ARRAYS = new Set<number>([ARRAY, PERCPU_ARRAY]);
-
-export interface Shape {
-  type: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-}
-
-// As maps.ts possibleCpus (which sits above the daemon's errors: not imported here).
-function possibleCpus(): number {
-  let n = 0;
-  for (const part of readFileSync('/sys/devices/system/cpu/possible', 'utf8').trim().split(',')) {
-    const [a, b] = part.split('-').map(Number);
-    n += b === undefined ? 1 : b - a! + 1;
-  }
-  return n;
-}
 
 /** The maps the objects at `paths` declare, as built; `sized` ones take their capacity at load. */
 export function builtShapes(paths: string[], sized: (name: string) => boolean): Map<string, Shape & { sized: boolean }> {
@@ -59,11 +45,6 @@ export function builtShapes(paths: string[], sized: (name: string) => boolean): 
 
 export function migrateDir(root: string): string {
   return join(root, 'migrate');
-}
-
-function shapeOf(fd: number, what: string): Shape {
-  const { type, keySize, valueSize, maxEntries } = mapInfoOf(fd, what);
-  return { type, keySize, valueSize, maxEntries };
 }
 
 /**
@@ -102,7 +83,7 @@ export function migratable(pinned: Shape, wanted: Shape): boolean {
 
 // Per-CPU values are an array of 8-byte-aligned slots, one per possible CPU.
 function valueBytes(s: Shape, cpus: number): number {
-  return PER_CPU.has(s.type) ? Math.ceil(s.valueSize / 8) * 8 * cpus : s.valueSize;
+  return PER_CPU.has(s.type) ? perCpuStride(s.valueSize) * cpus : s.valueSize;
 }
 
 /** Old value bytes in the new layout: the old bytes first, the new tail zero (per CPU). */
@@ -112,8 +93,8 @@ function convert(v: Buffer, from: Shape, to: Shape, cpus: number): Buffer {
     v.copy(out, 0, 0, Math.min(from.valueSize, to.valueSize));
     return out;
   }
-  const a = Math.ceil(from.valueSize / 8) * 8;
-  const b = Math.ceil(to.valueSize / 8) * 8;
+  const a = perCpuStride(from.valueSize);
+  const b = perCpuStride(to.valueSize);
   for (let cpu = 0; cpu < cpus; cpu++) v.copy(out, cpu * b, cpu * a, cpu * a + Math.min(from.valueSize, to.valueSize));
   return out;
 }
@@ -157,14 +138,8 @@ export class Migration {
     const staged = new Map<string, string>();
     const dir = migrateDir(root);
     for (const [name, want] of built) {
-      const fd = bpf.objGetIfPinned(join(mapsDir, name));
-      if (fd === null) continue;
-      let pinned: Shape;
-      try {
-        pinned = shapeOf(fd, name);
-      } finally {
-        bpf.closeFd(fd);
-      }
+      const pinned = pinnedShape(join(mapsDir, name));
+      if (pinned === null) continue;
       const same = pinned.type === want.type && pinned.keySize === want.keySize && pinned.valueSize === want.valueSize && (want.sized || pinned.maxEntries === want.maxEntries);
       // A layout that cannot be copied is left to the loader, which refuses it by name.
       if (!same && migratable(pinned, want)) staged.set(name, join(dir, name));
@@ -179,7 +154,7 @@ export class Migration {
     for (const [name, path] of this.staged) {
       const oldFd = bpf.objGet(join(this.mapsDir, name));
       const newFd = bpf.objGet(path);
-      const m: Moved = { name, oldFd, newFd, from: shapeOf(oldFd, name), to: shapeOf(newFd, path), snapshot: new Map() };
+      const m: Moved = { name, oldFd, newFd, from: mapShapeOf(oldFd, name), to: mapShapeOf(newFd, path), snapshot: new Map() };
       this.moved.push(m);
       for (const key of bpf.mapKeys(oldFd, m.from.keySize, name)) {
         const v = bpf.mapLookup(oldFd, key, valueBytes(m.from, this.cpus), name);
@@ -250,8 +225,8 @@ export class Migration {
       if (!now || (then && now.equals(then))) continue;
       if (m.from.type === PERCPU_ARRAY && m.from.valueSize % 8 === 0 && then) {
         const cur = bpf.mapLookup(m.newFd, key, valueBytes(m.to, this.cpus), m.name)!;
-        const sa = Math.ceil(m.from.valueSize / 8) * 8;
-        const sb = Math.ceil(m.to.valueSize / 8) * 8;
+        const sa = perCpuStride(m.from.valueSize);
+        const sb = perCpuStride(m.to.valueSize);
         for (let cpu = 0; cpu < this.cpus; cpu++) {
           for (let off = 0; off < Math.min(m.from.valueSize, m.to.valueSize); off += 8) {
             const d = now.readBigUInt64LE(cpu * sa + off) - then.readBigUInt64LE(cpu * sa + off);
