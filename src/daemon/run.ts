@@ -267,6 +267,7 @@ export async function runDaemon(opts: DaemonOptions, backend: DataPlaneBackend):
     async close() {
       await feed.close();
       clearInterval(resync);
+      trimmer.close();
       if (pendingTimer) clearTimeout(pendingTimer);
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (lookup) await new Promise<void>((resolve) => lookup!.close(() => resolve()));
