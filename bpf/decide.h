@@ -118,7 +118,9 @@ static __always_inline int is_local_address(const struct sluice_pod_policy *p, c
 
 static __always_inline int in_include_ranges(const struct sluice_pod_policy *p, const struct endpoint *ep)
 {
-	return (p->flags & SLUICE_POLICY_OUT_INCLUDE_ALL) || cidr_lookup(p, SLUICE_CIDRS_OUT_INCLUDE, ep) > 0;
+	if (p->flags & SLUICE_POLICY_OUT_INCLUDE_ALL)
+		return 1;
+	return !(p->flags & SLUICE_POLICY_NO_OUT_INCLUDE_CIDRS) && cidr_lookup(p, SLUICE_CIDRS_OUT_INCLUDE, ep) > 0;
 }
 
 /* Facts shared by the outbound steps, computed once. */
@@ -199,7 +201,7 @@ static __always_inline int outbound_8_excluded_destination(const struct sluice_p
 {
 	struct sluice_bind_key key = { .pod_id = p->pod_id, .port = c->dst.port, .family = c->dst.family };
 
-	if (cidr_lookup(p, SLUICE_CIDRS_OUT_EXCLUDE, &c->dst) > 0)
+	if (!(p->flags & SLUICE_POLICY_NO_OUT_EXCLUDE_CIDRS) && cidr_lookup(p, SLUICE_CIDRS_OUT_EXCLUDE, &c->dst) > 0)
 		return 1;
 	if (!(p->flags & SLUICE_POLICY_HAS_BINDS))
 		return 0;

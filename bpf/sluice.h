@@ -53,6 +53,10 @@ enum sluice_policy_flag {
 	SLUICE_POLICY_ROUTE_CHECK = 1u << 7,        /* step 1 consults SLUICE_CIDRS_ROUTE for remote destinations */
 	SLUICE_POLICY_HAS_BINDS = 1u << 8,          /* step 8 consults the bind-exclusion map */
 	SLUICE_POLICY_HAS_INTERFACES = 1u << 9,     /* inbound steps 1-2 consult the interface map */
+	/* An empty CIDR list, so its lookup is skipped. Set for "none" rather than for "some",
+	 * so that a value written before these flags (kept by an in-place upgrade) still looks up. */
+	SLUICE_POLICY_NO_OUT_EXCLUDE_CIDRS = 1u << 10, /* excludeOutboundIPRanges is empty: step 8 */
+	SLUICE_POLICY_NO_OUT_INCLUDE_CIDRS = 1u << 11, /* includeOutboundIPRanges is an empty list: step 10 */
 };
 
 /* The per-pod policy, keyed by netns cookie (__u64) in map sluice_pods. */

@@ -102,6 +102,8 @@ export const POLICY_FLAG = {
   ROUTE_CHECK: 1 << 7,
   HAS_BINDS: 1 << 8,
   HAS_INTERFACES: 1 << 9,
+  NO_OUT_EXCLUDE_CIDRS: 1 << 10,
+  NO_OUT_INCLUDE_CIDRS: 1 << 11,
 } as const;
 
 export const PORT_SET = { OUT_EXCLUDE: 1, OUT_INCLUDE: 2, IN_INCLUDE: 3, IN_EXCLUDE: 4 } as const;

@@ -64,6 +64,9 @@ export function encodePolicy(policy: CapturePolicy, podId: number, netns: PodNet
   let flags = 0;
   if (policy.dnsCapture) flags |= POLICY_FLAG.DNS_CAPTURE;
   if (include === '*') flags |= POLICY_FLAG.OUT_INCLUDE_ALL;
+  // Empty lists: the programs skip their LPM lookups (nothing of this pod id is there).
+  else if (include.length === 0) flags |= POLICY_FLAG.NO_OUT_INCLUDE_CIDRS;
+  if (policy.excludeOutboundIPRanges.length === 0) flags |= POLICY_FLAG.NO_OUT_EXCLUDE_CIDRS;
   // decide.ts looks only at the include CIDRs of the destination's family.
   if (include !== '*' && cidrsOfFamily(include, 4).some(cidrHasLoopback)) flags |= POLICY_FLAG.KEEP_LOOPBACK4;
   if (include !== '*' && cidrsOfFamily(include, 6).some(cidrHasLoopback)) flags |= POLICY_FLAG.KEEP_LOOPBACK6;

@@ -249,7 +249,7 @@ const NETNS: PodNetns = {
 
 test('the default policy: capture everything out and in, inbound exclusions as a port set', (t) => {
   const e = encodePolicy(makePolicy(), 9, NETNS);
-  t.is(e.value.flags, POLICY_FLAG.OUT_INCLUDE_ALL | POLICY_FLAG.IN_INCLUDE_ALL);
+  t.is(e.value.flags, POLICY_FLAG.OUT_INCLUDE_ALL | POLICY_FLAG.IN_INCLUDE_ALL | POLICY_FLAG.NO_OUT_EXCLUDE_CIDRS);
   t.deepEqual(e.value.ip4, ['10.1.0.2']);
   t.deepEqual(e.value.ip6, ['fd00::2']);
   t.deepEqual(e.ports.map((p) => [p.set, p.port]), [[PORT_SET.IN_EXCLUDE, 15090], [PORT_SET.IN_EXCLUDE, 15021], [PORT_SET.IN_EXCLUDE, 15020]]);
@@ -261,6 +261,15 @@ test('a loopback include CIDR keeps loopback capture for its own family only', (
   const e = encodePolicy(makePolicy({ includeOutboundIPRanges: ['127.0.0.0/8', '10.2.0.0/16', 'fd00:2::/64'] }), 1, NETNS);
   t.is(e.value.flags & (POLICY_FLAG.KEEP_LOOPBACK4 | POLICY_FLAG.KEEP_LOOPBACK6 | POLICY_FLAG.OUT_INCLUDE_ALL), POLICY_FLAG.KEEP_LOOPBACK4);
   t.deepEqual(e.cidrs.map((c) => c.key.cidr), ['127.0.0.0/8', '10.2.0.0/16', 'fd00:2::/64']);
+});
+
+test('an empty CIDR list is a flag, so the programs skip its lookup; a list or \'*\' is not', (t) => {
+  const NO = POLICY_FLAG.NO_OUT_EXCLUDE_CIDRS | POLICY_FLAG.NO_OUT_INCLUDE_CIDRS;
+  const flags = (o: Parameters<typeof makePolicy>[0]) => encodePolicy(makePolicy(o), 1, NETNS).value.flags & (NO | POLICY_FLAG.OUT_INCLUDE_ALL);
+  t.is(flags({}), POLICY_FLAG.OUT_INCLUDE_ALL | POLICY_FLAG.NO_OUT_EXCLUDE_CIDRS, "include '*', no excludes");
+  t.is(flags({ includeOutboundIPRanges: [] }), NO, 'include empty: no CIDR capture, nothing to look up');
+  t.is(flags({ includeOutboundIPRanges: ['10.2.0.0/16'], excludeOutboundIPRanges: ['10.2.3.0/24'] }), 0, 'both lists looked up');
+  t.is(flags({ excludeOutboundIPRanges: ['10.2.3.0/24'] }), POLICY_FLAG.OUT_INCLUDE_ALL);
 });
 
 test('excluded interfaces: lo as a flag, others as interface and route sets', (t) => {
